@@ -1,0 +1,321 @@
+import { Schema } from "effect"
+import { RuntimeId, TurnId, WorkerId } from "./Ids.js"
+
+export const Timestamp = Schema.String.annotations({ description: "ISO-8601 UTC timestamp" })
+
+export const WorkerStatus = Schema.Literal("idle", "running", "stopped")
+export type WorkerStatus = typeof WorkerStatus.Type
+
+export const TurnOutcome = Schema.Literal("completed", "cancelled", "failed", "interrupted")
+export type TurnOutcome = typeof TurnOutcome.Type
+
+/** A reference to a secret that the runtime resolves itself; the secret value never travels. */
+export const SecretRef = Schema.Union(
+  Schema.Struct({ env: Schema.String.pipe(Schema.pattern(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/)) }),
+  Schema.Struct({ file: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(4096)) })
+)
+export type SecretRef = typeof SecretRef.Type
+
+const Bounded = (max: number) => Schema.String.pipe(Schema.maxLength(max))
+
+/**
+ * What engine a worker thinks with. `provider` selects the engine; the other fields are read by the providers that
+ * understand them (`chunk_size`, `delay_ms` and `fail_after_chunks` by `echo`, the rest by LLM engines).
+ */
+export const EngineSpec = Schema.Struct({
+  provider: Schema.String.pipe(Schema.pattern(/^[a-z0-9][a-z0-9_.-]{0,63}$/, {
+    message: () => "engine.provider must be a lowercase provider name such as \"echo\" or \"openai-chat\""
+  })),
+  model: Schema.optional(Bounded(256)),
+  base_url: Schema.optional(Bounded(2048)),
+  api_key: Schema.optional(SecretRef),
+  temperature: Schema.optional(Schema.Number.pipe(Schema.between(0, 2))),
+  max_output_tokens: Schema.optional(Schema.Int.pipe(Schema.between(1, 1_000_000))),
+  request_timeout_ms: Schema.optional(Schema.Int.pipe(Schema.between(1, 3_600_000))),
+  max_steps: Schema.optional(Schema.Int.pipe(Schema.between(1, 1000))),
+  context_budget_tokens: Schema.optional(Schema.Int.pipe(Schema.between(1, 10_000_000))),
+  chunk_size: Schema.optional(Schema.Int.pipe(Schema.between(1, 1_000_000))),
+  delay_ms: Schema.optional(Schema.Int.pipe(Schema.between(0, 60_000))),
+  fail_after_chunks: Schema.optional(Schema.Int.pipe(Schema.between(0, 1_000_000)))
+})
+export type EngineSpec = typeof EngineSpec.Type
+
+/** The part of an engine spec that is shown to clients: never a key reference, never an endpoint. */
+export const EngineView = Schema.Struct({
+  provider: Schema.String,
+  model: Schema.optional(Schema.String)
+})
+export type EngineView = typeof EngineView.Type
+
+export const Access = Schema.Literal("read", "write")
+export type Access = typeof Access.Type
+
+export const AbsolutePath = Schema.String.pipe(
+  Schema.maxLength(4096),
+  Schema.filter((p) => p.startsWith("/") && !p.includes("\0"), {
+    message: () => "a scope path must be an absolute path without NUL bytes"
+  })
+)
+
+export const AllowRule = Schema.Struct({ path: AbsolutePath, access: Access })
+export type AllowRule = typeof AllowRule.Type
+export const DenyRule = Schema.Struct({ path: AbsolutePath })
+export type DenyRule = typeof DenyRule.Type
+
+/** A filesystem scope: allowed subtrees (read or write) minus denied subtrees; optionally delegated by a parent. */
+export const ScopeSpec = Schema.Struct({
+  allow: Schema.Array(AllowRule).pipe(Schema.maxItems(256)),
+  deny: Schema.optional(Schema.Array(DenyRule).pipe(Schema.maxItems(256))),
+  delegated_from: Schema.optional(WorkerId)
+})
+export type ScopeSpec = typeof ScopeSpec.Type
+
+export const Metadata = Schema.Record({ key: Bounded(128), value: Bounded(4096) }).pipe(
+  Schema.filter((r) => Object.keys(r).length <= 64, { message: () => "metadata holds at most 64 keys" })
+)
+
+export const ToolName = Schema.String.pipe(Schema.pattern(/^[a-z][a-z0-9_]{0,63}$/))
+
+export const CreateWorker = Schema.Struct({
+  worker_id: Schema.optional(WorkerId),
+  display_name: Schema.String.pipe(
+    Schema.minLength(1, { message: () => "display_name must not be empty" }),
+    Schema.maxLength(200, { message: () => "display_name must be at most 200 characters" })
+  ),
+  engine: Schema.optional(EngineSpec),
+  system_prompt: Schema.optional(Bounded(200_000)),
+  tools: Schema.optional(Schema.Array(ToolName).pipe(Schema.maxItems(64))),
+  scope: Schema.optional(ScopeSpec),
+  initial_input: Schema.optional(Bounded(1_000_000)),
+  metadata: Schema.optional(Metadata)
+})
+export type CreateWorker = typeof CreateWorker.Type
+
+export const SendInput = Schema.Struct({
+  text: Schema.String.pipe(
+    Schema.minLength(1, { message: () => "text must not be empty" }),
+    Schema.maxLength(1_000_000, { message: () => "text must be at most 1,000,000 characters" })
+  )
+})
+export type SendInput = typeof SendInput.Type
+
+export const Usage = Schema.Struct({
+  input_tokens: Schema.Number,
+  output_tokens: Schema.Number,
+  cached_tokens: Schema.Number,
+  turns: Schema.Number,
+  last_activity_at: Schema.optional(Timestamp)
+})
+export type Usage = typeof Usage.Type
+
+export const emptyUsage: Usage = { input_tokens: 0, output_tokens: 0, cached_tokens: 0, turns: 0 }
+
+export const LastTurn = Schema.Struct({
+  turn_id: TurnId,
+  outcome: TurnOutcome,
+  ended_at: Timestamp
+})
+export type LastTurn = typeof LastTurn.Type
+
+/** A worker as clients see it. */
+export const Worker = Schema.Struct({
+  runtime_id: RuntimeId,
+  worker_id: WorkerId,
+  display_name: Schema.String,
+  display_ref: Schema.String,
+  status: WorkerStatus,
+  engine: EngineView,
+  tools: Schema.Array(Schema.String),
+  scope: Schema.optional(ScopeSpec),
+  metadata: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+  current_turn_id: Schema.optional(TurnId),
+  last_turn: Schema.optional(LastTurn),
+  usage: Usage,
+  transcript_length: Schema.Number
+})
+export type Worker = typeof Worker.Type
+
+/**
+ * The durable record of a worker: its full create spec (the config snapshot, secrets only as references), status,
+ * current turn, usage and a revision that grows with every write.
+ */
+export interface WorkerRecord {
+  readonly worker_id: WorkerId
+  readonly spec: CreateWorker
+  readonly status: WorkerStatus
+  readonly created_at: string
+  readonly updated_at: string
+  readonly current_turn_id: TurnId | undefined
+  readonly last_turn: LastTurn | undefined
+  readonly usage: Usage
+  readonly transcript_length: number
+  readonly revision: number
+}
+
+export const ErrorInfo = Schema.Struct({
+  _tag: Schema.String,
+  message: Schema.String,
+  code: Schema.optional(Schema.String)
+})
+export type ErrorInfo = typeof ErrorInfo.Type
+
+export const TranscriptEntryData = Schema.Union(
+  Schema.TaggedStruct("user_input", { text: Schema.String }),
+  Schema.TaggedStruct("assistant_message", { text: Schema.String, partial: Schema.optional(Schema.Boolean) }),
+  Schema.TaggedStruct("tool_call", { call_id: Schema.String, name: Schema.String, arguments: Schema.Unknown }),
+  Schema.TaggedStruct("tool_result", {
+    call_id: Schema.String,
+    name: Schema.String,
+    result: Schema.Unknown,
+    is_error: Schema.Boolean
+  }),
+  Schema.TaggedStruct("notice", {
+    code: Schema.String,
+    message: Schema.String,
+    error: Schema.optional(ErrorInfo)
+  })
+)
+export type TranscriptEntryData = typeof TranscriptEntryData.Type
+
+/** One committed transcript entry; `index` counts from 0 per worker and never changes. */
+export const TranscriptEntry = Schema.Struct({
+  worker_id: WorkerId,
+  index: Schema.Number,
+  entry_id: Schema.String,
+  turn_id: Schema.optional(TurnId),
+  at: Timestamp,
+  data: TranscriptEntryData
+})
+export type TranscriptEntry = typeof TranscriptEntry.Type
+
+export const EventKind = Schema.Literal(
+  "worker.created",
+  "worker.status",
+  "worker.deleted",
+  "turn.started",
+  "turn.delta",
+  "turn.tool_call",
+  "turn.tool_result",
+  "turn.usage",
+  "turn.completed",
+  "turn.failed",
+  "turn.cancelled",
+  "turn.interrupted",
+  "turn.retry",
+  "transcript.appended",
+  "runtime.diagnostic",
+  "stream.lagged"
+)
+export type EventKind = typeof EventKind.Type
+
+/** Kinds that are previews of committed events: never persisted, not replayed after a restart. */
+export const ephemeralKinds: ReadonlySet<EventKind> = new Set<EventKind>(["turn.delta", "turn.retry"])
+
+/** The event envelope. `cursor` is opaque; `seq` grows by one per event of a runtime. */
+export const RuntimeEvent = Schema.Struct({
+  cursor: Schema.String,
+  seq: Schema.Number,
+  runtime_id: Schema.String,
+  worker_id: Schema.optional(Schema.String),
+  turn_id: Schema.optional(Schema.String),
+  kind: EventKind,
+  at: Timestamp,
+  data: Schema.Unknown
+})
+export type RuntimeEvent = typeof RuntimeEvent.Type
+
+export const Capabilities = Schema.Struct({
+  engines: Schema.Array(Schema.String),
+  tools: Schema.Array(Schema.String),
+  durable: Schema.Boolean,
+  event_replay: Schema.Boolean,
+  allocations: Schema.Boolean
+})
+export type Capabilities = typeof Capabilities.Type
+
+export const Limits = Schema.Struct({
+  transcript_page_max: Schema.Number,
+  worker_page_max: Schema.Number,
+  event_backlog: Schema.Number,
+  subscriber_buffer: Schema.Number,
+  max_input_chars: Schema.Number
+})
+export type Limits = typeof Limits.Type
+
+export const StatusCounts = Schema.Struct({
+  idle: Schema.Number,
+  running: Schema.Number,
+  stopped: Schema.Number,
+  total: Schema.Number
+})
+export type StatusCounts = typeof StatusCounts.Type
+
+export const RuntimeSummary = Schema.Struct({
+  runtime_id: RuntimeId,
+  display_name: Schema.String,
+  version: Schema.String,
+  status: Schema.Literal("ready", "draining"),
+  started_at: Timestamp,
+  capabilities: Capabilities,
+  counts: StatusCounts,
+  usage: Usage,
+  store: Schema.Literal("memory", "sqlite"),
+  limits: Limits,
+  cursor: Schema.String
+})
+export type RuntimeSummary = typeof RuntimeSummary.Type
+
+export const WorkerUsage = Schema.Struct({
+  worker_id: WorkerId,
+  display_name: Schema.String,
+  usage: Usage
+})
+
+export const UsageOverview = Schema.Struct({
+  runtime_id: RuntimeId,
+  totals: Usage,
+  workers: Schema.Array(WorkerUsage)
+})
+export type UsageOverview = typeof UsageOverview.Type
+
+export const Severity = Schema.Literal("info", "warning", "error")
+export const Diagnostic = Schema.Struct({
+  id: Schema.Number,
+  at: Timestamp,
+  severity: Severity,
+  code: Schema.String,
+  message: Schema.String,
+  worker_id: Schema.optional(Schema.String)
+})
+export type Diagnostic = typeof Diagnostic.Type
+
+export const Page = <A, I, R>(item: Schema.Schema<A, I, R>) =>
+  Schema.Struct({ items: Schema.Array(item), next_page_token: Schema.optional(Schema.String) })
+
+export const WorkerPage = Page(Worker)
+export type WorkerPage = typeof WorkerPage.Type
+
+export const TranscriptPage = Schema.Struct({
+  items: Schema.Array(TranscriptEntry),
+  next_page_token: Schema.optional(Schema.String),
+  cursor: Schema.String
+})
+export type TranscriptPage = typeof TranscriptPage.Type
+
+export const CreateResult = Schema.Struct({ worker: Worker, created: Schema.Boolean })
+export type CreateResult = typeof CreateResult.Type
+
+export const InputAccepted = Schema.Struct({ turn_id: TurnId, worker: Worker })
+export type InputAccepted = typeof InputAccepted.Type
+
+export const CancelResult = Schema.Struct({
+  cancelled: Schema.Boolean,
+  turn_id: Schema.optional(TurnId),
+  worker: Worker
+})
+export type CancelResult = typeof CancelResult.Type
+
+export const DeleteResult = Schema.Struct({ worker_id: WorkerId, deleted: Schema.Boolean })
+export type DeleteResult = typeof DeleteResult.Type

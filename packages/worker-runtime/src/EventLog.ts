@@ -1,0 +1,307 @@
+import { Chunk, Context, Effect, Either, Layer, Option, Queue, Scope, Stream } from "effect"
+import * as Cursor from "./Cursor.js"
+import { ephemeralKinds, type EventKind, type RuntimeEvent } from "./Domain.js"
+import { CursorExpired, CursorInvalid, RuntimeUnavailable } from "./Errors.js"
+import { type StoreError, WorkerStore } from "./WorkerStore.js"
+
+/** An event before the log gives it a place: `seq`, `cursor` and `runtime_id` are filled in by `append`. */
+export interface EventDraft {
+  readonly worker_id?: string | undefined
+  readonly turn_id?: string | undefined
+  readonly kind: EventKind
+  readonly data: unknown
+}
+
+export interface SubscribeOptions {
+  /** An opaque cursor, `"earliest"`, or absent for "from now". */
+  readonly cursor?: string | undefined
+  readonly workerId?: string | undefined
+  readonly kinds?: ReadonlyArray<string> | undefined
+}
+
+/** Where durable events older than the in-memory backlog come from (the SQLite store); absent for memory. */
+export interface DurableBacklog {
+  /** The lowest seq from which every durable event is still retained, or none if nothing was ever persisted. */
+  readonly retainedFrom: Effect.Effect<Option.Option<number>, RuntimeUnavailable>
+  /** Durable events with `seq > after`, ascending, at most `limit`. */
+  readonly readAfter: (after: number, limit: number) => Effect.Effect<ReadonlyArray<RuntimeEvent>, RuntimeUnavailable>
+}
+
+export interface EventLogOptions {
+  readonly runtimeId: string
+  readonly epoch: string
+  /** The last seq issued by a previous life of this store (0 for a new one). */
+  readonly lastSeq: number
+  /** How many recent events (deltas included) are kept in memory for resume. */
+  readonly backlog: number
+  /** How many undelivered events one subscriber may hold before it is ended with `stream.lagged`. */
+  readonly subscriberBuffer: number
+  readonly durable?: DurableBacklog | undefined
+}
+
+/**
+ * The runtime's event log: assigns `seq` and cursors, keeps a bounded replay backlog, and fans events out to
+ * subscribers. Each subscriber has its own bounded buffer; one that falls behind is ended with a `stream.lagged`
+ * event carrying the cursor to resume from, so a slow reader never blocks the runtime and never loses events
+ * silently. (A shared `PubSub` cannot do this: sliding drops silently and bounded stalls every publisher.)
+ */
+export interface EventLogService {
+  readonly epoch: string
+  /** The cursor of the newest event ("now"). */
+  readonly headCursor: () => string
+  readonly lastSeq: () => number
+  readonly subscriberCount: () => number
+  /**
+   * Stamps drafts with consecutive seqs, lets `persist` write the durable ones, then publishes them, all under one
+   * lock, so the order subscribers see is the seq order and nothing is published that was not persisted.
+   */
+  readonly append: <E>(
+    drafts: ReadonlyArray<EventDraft>,
+    persist?: (durable: ReadonlyArray<RuntimeEvent>) => Effect.Effect<void, E>
+  ) => Effect.Effect<ReadonlyArray<RuntimeEvent>, E>
+  /** Runs `f` while no event can be appended: reads inside it see a state consistent with `headCursor()`. */
+  readonly consistent: <A, E, R>(f: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /**
+   * Subscribes from a cursor. Cursor problems fail before anything streams. The stream replays what follows the
+   * cursor and then goes live with no gap and no duplicate; it ends after a `stream.lagged` event if it overflows.
+   */
+  readonly subscribe: (
+    options: SubscribeOptions
+  ) => Effect.Effect<
+    Stream.Stream<RuntimeEvent, RuntimeUnavailable>,
+    CursorInvalid | CursorExpired | RuntimeUnavailable,
+    Scope.Scope
+  >
+}
+
+export class EventLog extends Context.Tag("@yoi/worker-runtime/EventLog")<EventLog, EventLogService>() {}
+
+const LAGGED: unique symbol = Symbol("lagged")
+type Item = RuntimeEvent | typeof LAGGED
+
+interface Subscriber {
+  readonly queue: Queue.Queue<Item>
+  readonly matches: (event: RuntimeEvent) => boolean
+}
+
+const REPLAY_PAGE = 1000
+
+export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =>
+  Effect.gen(function*() {
+    const { epoch, runtimeId } = options
+    const capacity = Math.max(1, options.backlog)
+    const ring: Array<RuntimeEvent | undefined> = new Array(capacity)
+    let ringSize = 0
+    let lastSeq = options.lastSeq
+    const subscribers = new Set<Subscriber>()
+    const lock = yield* Effect.makeSemaphore(1)
+
+    const ringLow = () => lastSeq - ringSize + 1
+    const ringGet = (seq: number) => ring[seq % capacity]!
+
+    const fanOut = (event: RuntimeEvent) => {
+      for (const sub of subscribers) {
+        if (!sub.matches(event)) continue
+        const size = sub.queue.unsafeSize()
+        if (Option.isNone(size)) {
+          subscribers.delete(sub)
+        } else if (size.value >= options.subscriberBuffer) {
+          subscribers.delete(sub)
+          sub.queue.unsafeOffer(LAGGED)
+        } else {
+          sub.queue.unsafeOffer(event)
+        }
+      }
+    }
+
+    const stamp = (drafts: ReadonlyArray<EventDraft>): Array<RuntimeEvent> => {
+      const at = new Date().toISOString()
+      let seq = lastSeq
+      return drafts.map((d) => {
+        seq += 1
+        const event: { -readonly [K in keyof RuntimeEvent]: RuntimeEvent[K] } = {
+          cursor: Cursor.encode(epoch, seq),
+          seq,
+          runtime_id: runtimeId,
+          kind: d.kind,
+          at,
+          data: d.data
+        }
+        if (d.worker_id !== undefined) event.worker_id = d.worker_id
+        if (d.turn_id !== undefined) event.turn_id = d.turn_id
+        return event
+      })
+    }
+
+    const publish = (events: ReadonlyArray<RuntimeEvent>) => {
+      for (const event of events) {
+        lastSeq = event.seq
+        ring[event.seq % capacity] = event
+        if (ringSize < capacity) ringSize += 1
+        fanOut(event)
+      }
+    }
+
+    const append: EventLogService["append"] = (drafts, persist) => {
+      if (drafts.length === 0) return Effect.succeed([])
+      return lock.withPermits(1)(
+        Effect.suspend(() => {
+          const events = stamp(drafts)
+          if (persist === undefined) {
+            publish(events)
+            return Effect.succeed(events)
+          }
+          const durable = events.filter((e) => !ephemeralKinds.has(e.kind))
+          return Effect.as(Effect.tap(persist(durable), () => Effect.sync(() => publish(events))), events)
+        }).pipe(Effect.uninterruptible)
+      )
+    }
+
+    const matcher = (o: SubscribeOptions): ((e: RuntimeEvent) => boolean) => {
+      const kinds = o.kinds !== undefined && o.kinds.length > 0 ? new Set(o.kinds) : undefined
+      const workerId = o.workerId
+      if (workerId === undefined && kinds === undefined) return () => true
+      return (e) => (workerId === undefined || e.worker_id === workerId) && (kinds === undefined || kinds.has(e.kind))
+    }
+
+    const resolveStart = (cursor: string | undefined) =>
+      Effect.gen(function*() {
+        if (cursor === undefined || cursor === "") return lastSeq
+        const retained = options.durable === undefined ? Option.none() : yield* options.durable.retainedFrom
+        const floor = Option.match(retained, {
+          onNone: () => ringLow(),
+          onSome: (from) => Math.min(from, ringLow())
+        })
+        if (cursor === Cursor.EARLIEST) return Math.max(0, floor - 1)
+        const decoded = Cursor.decode(cursor)
+        if (Either.isLeft(decoded)) return yield* decoded.left
+        const pos = decoded.right
+        if (pos.epoch !== epoch) {
+          return yield* new CursorInvalid({
+            cursor,
+            message: "cursor is invalid: it was issued by another store or a previous life of this runtime"
+          })
+        }
+        if (pos.seq > lastSeq) {
+          return yield* new CursorInvalid({ cursor, message: "cursor is invalid: it points past the newest event" })
+        }
+        if (pos.seq < floor - 1) {
+          return yield* new CursorExpired({
+            cursor,
+            earliest_cursor: Cursor.encode(epoch, Math.max(0, floor - 1)),
+            message: "cursor has expired: the events after it are no longer retained; re-list the transcript and " +
+              "resume from its cursor"
+          })
+        }
+        return pos.seq
+      })
+
+    const replayFromRing = (from: number, upTo: number, matches: (e: RuntimeEvent) => boolean) => {
+      const out: Array<RuntimeEvent> = []
+      for (let seq = from + 1; seq <= upTo; seq++) {
+        const e = ringGet(seq)
+        if (matches(e)) out.push(e)
+      }
+      return out
+    }
+
+    const replayFromStore = (
+      durable: DurableBacklog,
+      from: number,
+      ringFrom: number,
+      upTo: number,
+      ringPart: ReadonlyArray<RuntimeEvent>,
+      matches: (e: RuntimeEvent) => boolean
+    ): Stream.Stream<RuntimeEvent, RuntimeUnavailable> =>
+      Stream.paginateChunkEffect(from, (after) =>
+        Effect.map(durable.readAfter(after, REPLAY_PAGE), (page) => {
+          const below = page.filter((e) => e.seq < ringFrom)
+          const done = page.length < REPLAY_PAGE || below.length < page.length
+          const next = page.length === 0 ? after : page[page.length - 1]!.seq
+          return [Chunk.fromIterable(below.filter(matches)), done ? Option.none() : Option.some(next)] as const
+        })).pipe(Stream.concat(Stream.fromIterable(ringPart.filter((e) => e.seq <= upTo))))
+
+    const subscribe: EventLogService["subscribe"] = (o) =>
+      Effect.gen(function*() {
+        const start = yield* resolveStart(o.cursor)
+        const matches = matcher(o)
+        const queue = yield* Queue.bounded<Item>(options.subscriberBuffer + 1)
+        // Registration and the replay snapshot happen in one synchronous step: events up to `upTo` come from the
+        // backlog and everything after it from the queue, so there is no gap and no duplicate.
+        const { upTo, ringFrom, ringPart } = yield* Effect.acquireRelease(
+          Effect.sync(() => {
+            const sub: Subscriber = { queue, matches }
+            subscribers.add(sub)
+            const low = ringLow()
+            const ringFrom = Math.max(low, start + 1)
+            return { sub, upTo: lastSeq, ringFrom, ringPart: replayFromRing(ringFrom - 1, lastSeq, matches) }
+          }),
+          ({ sub }) => Effect.zipRight(Effect.sync(() => subscribers.delete(sub)), Queue.shutdown(queue))
+        )
+        const replay = start + 1 >= ringFrom || options.durable === undefined
+          ? Stream.fromIterable(ringPart)
+          : replayFromStore(options.durable, start, ringFrom, upTo, ringPart, matches)
+        const live = Stream.fromQueue(queue, { maxChunkSize: 512 })
+        let last = Cursor.encode(epoch, start)
+        let lastSeqSeen = start
+        return Stream.concat(replay, live).pipe(
+          Stream.map((item): RuntimeEvent => {
+            if (item === LAGGED) {
+              return {
+                cursor: last,
+                seq: lastSeqSeen,
+                runtime_id: runtimeId,
+                ...(o.workerId === undefined ? {} : { worker_id: o.workerId }),
+                kind: "stream.lagged",
+                at: new Date().toISOString(),
+                data: {
+                  resume_cursor: last,
+                  message: `subscriber fell more than ${options.subscriberBuffer} events behind; resume from the cursor`
+                }
+              }
+            }
+            last = item.cursor
+            lastSeqSeen = item.seq
+            return item
+          }),
+          Stream.takeUntil((e) => e.kind === "stream.lagged")
+        )
+      })
+
+    return {
+      epoch,
+      headCursor: () => Cursor.encode(epoch, lastSeq),
+      lastSeq: () => lastSeq,
+      subscriberCount: () => subscribers.size,
+      append,
+      consistent: (f) => lock.withPermits(1)(f),
+      subscribe
+    } satisfies EventLogService
+  })
+
+/** The log of a runtime over its store: epoch and seq continue from the store, durable replay reads from it. */
+export const layer = (options: {
+  readonly runtimeId: string
+  readonly backlog: number
+  readonly subscriberBuffer: number
+}): Layer.Layer<EventLog, StoreError, WorkerStore> =>
+  Layer.effect(
+    EventLog,
+    Effect.gen(function*() {
+      const store = yield* WorkerStore
+      const meta = yield* store.meta
+      const unavailable = <A>(effect: Effect.Effect<A, StoreError>) =>
+        Effect.mapError(effect, (e) => new RuntimeUnavailable({ message: `event replay failed: ${e.message}` }))
+      return yield* make({
+        ...options,
+        epoch: meta.epoch,
+        lastSeq: meta.lastSeq,
+        durable: store.durable
+          ? {
+            retainedFrom: unavailable(store.eventsRetainedFrom),
+            readAfter: (after, limit) => unavailable(store.eventsAfter(after, limit))
+          }
+          : undefined
+      })
+    })
+  )

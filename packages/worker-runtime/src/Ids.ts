@@ -1,0 +1,32 @@
+import { Schema } from "effect"
+import { ulid } from "./internal/ulid.js"
+
+/** A runtime's stable identity: lowercase, set by config, the same across restarts. */
+export const RuntimeId = Schema.String.pipe(
+  Schema.pattern(/^[a-z0-9][a-z0-9-]{0,62}$/, {
+    message: () => "runtime_id must be 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit"
+  }),
+  Schema.brand("RuntimeId")
+)
+export type RuntimeId = typeof RuntimeId.Type
+
+/**
+ * A worker's runtime-scoped id. Generated ids are `w_` + a ULID and sort by creation; a client may supply its own
+ * (letters, digits, `_`, `-`, `.`; no path separators, so an id is never a path).
+ */
+export const WorkerId = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, {
+    message: () =>
+      "worker_id must be 1-128 characters of letters, digits, '_', '-' or '.', starting with a letter or digit"
+  }),
+  Schema.filter((s) => !s.includes(".."), { message: () => "worker_id must not contain '..'" }),
+  Schema.brand("WorkerId")
+)
+export type WorkerId = typeof WorkerId.Type
+
+export const TurnId = Schema.String.pipe(Schema.brand("TurnId"))
+export type TurnId = typeof TurnId.Type
+
+export const makeWorkerId = (): WorkerId => WorkerId.make(`w_${ulid()}`)
+export const makeTurnId = (): TurnId => TurnId.make(`t_${ulid()}`)
+export const makeEntryId = (): string => `e_${ulid()}`

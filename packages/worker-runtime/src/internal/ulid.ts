@@ -1,0 +1,44 @@
+import { randomBytes } from "node:crypto"
+
+const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+let lastTime = -1
+let lastRandom: Array<number> = []
+
+const encodeTime = (time: number): string => {
+  let out = ""
+  let t = time
+  for (let i = 0; i < 10; i++) {
+    out = ALPHABET[t % 32] + out
+    t = Math.floor(t / 32)
+  }
+  return out
+}
+
+const freshRandom = (): Array<number> => Array.from(randomBytes(16), (b) => b % 32)
+
+const increment = (digits: Array<number>): Array<number> => {
+  const next = digits.slice()
+  for (let i = next.length - 1; i >= 0; i--) {
+    if (next[i]! < 31) {
+      next[i] = next[i]! + 1
+      return next
+    }
+    next[i] = 0
+  }
+  return freshRandom()
+}
+
+/**
+ * A lowercase ULID: 10 characters of millisecond time then 16 of randomness, monotonic within one process so ids
+ * made in the same millisecond still sort by creation.
+ */
+export const ulid = (now: number = Date.now()): string => {
+  if (now <= lastTime) {
+    lastRandom = increment(lastRandom)
+  } else {
+    lastTime = now
+    lastRandom = freshRandom()
+  }
+  return encodeTime(lastTime) + lastRandom.map((d) => ALPHABET[d]).join("")
+}
