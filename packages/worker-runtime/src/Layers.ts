@@ -1,4 +1,4 @@
-import { Layer } from "effect"
+import { Effect, Layer, Option } from "effect"
 import * as AllocationRegistry from "./AllocationRegistry.js"
 import * as Engine from "./Engine.js"
 import * as EventLog from "./EventLog.js"
@@ -13,6 +13,11 @@ export interface RuntimeOptions {
   readonly historyLimit?: number | undefined
   /** Engines to offer; `echo` is always added unless one with that provider name is given. */
   readonly engines?: ReadonlyArray<Engine.Engine> | undefined
+  /**
+   * More engines, built from the runtime's own allocation registry (e.g. `@yoi/llm-engine`'s `layerFetch`, whose
+   * tools are confined to a worker's scope). Offered alongside `engines`; on a provider name clash `engines` wins.
+   */
+  readonly engineLayer?: Layer.Layer<Engine.Engines, never, AllocationRegistry.AllocationRegistry> | undefined
 }
 
 /** Every service a composed runtime provides. */
@@ -35,9 +40,20 @@ export const configFrom = (options: RuntimeOptions): Runtime.RuntimeConfigShape 
   }
 }
 
-export const enginesFrom = (options: RuntimeOptions): Layer.Layer<Engine.Engines> => {
+export const enginesFrom = (
+  options: RuntimeOptions
+): Layer.Layer<Engine.Engines, never, AllocationRegistry.AllocationRegistry> => {
   const given = options.engines ?? []
-  return Engine.layer(given.some((e) => e.provider === "echo") ? given : [Engine.echo, ...given])
+  const fixed = Engine.makeEngines(given.some((e) => e.provider === "echo") ? given : [Engine.echo, ...given])
+  if (options.engineLayer === undefined) return Layer.succeed(Engine.Engines, fixed)
+  return Layer.effect(
+    Engine.Engines,
+    Effect.map(Engine.Engines, (more): Engine.EnginesService => ({
+      get: (provider) => Option.orElse(fixed.get(provider), () => more.get(provider)),
+      providers: Array.from(new Set([...fixed.providers, ...more.providers])),
+      tools: Array.from(new Set([...fixed.tools, ...more.tools]))
+    }))
+  ).pipe(Layer.provide(options.engineLayer))
 }
 
 /**
@@ -49,10 +65,9 @@ export const layerWith = <E, R>(
   storage: Layer.Layer<WorkerStore.WorkerStore | AllocationRegistry.AllocationRegistry, E, R>
 ): Layer.Layer<RuntimeServices, E | WorkerStore.StoreError, R> => {
   const config = configFrom(options)
-  const base = Layer.mergeAll(
+  const base = Layer.merge(
     Layer.succeed(Runtime.RuntimeConfig, config),
-    enginesFrom(options),
-    storage
+    Layer.provideMerge(enginesFrom(options), storage)
   )
   const log = EventLog.layer({
     runtimeId: config.runtimeId,

@@ -1,0 +1,7 @@
+export * as ChatCompletions from "./ChatCompletions.js"
+export * as FsTools from "./FsTools.js"
+export * as History from "./History.js"
+export * as LlmEngines from "./LlmEngines.js"
+export * as Secrets from "./Secrets.js"
+export * as Turn from "./Turn.js"
+export { layer, layerFetch, type LlmConfig, make, type Provider } from "./LlmEngines.js"
