@@ -238,6 +238,15 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
           }),
           ({ sub }) => Effect.zipRight(Effect.sync(() => subscribers.delete(sub)), Queue.shutdown(queue))
         )
+        if (start + 1 < ringFrom && options.durable === undefined) {
+          // The backlog moved past the cursor between validation and registration.
+          return yield* new CursorExpired({
+            cursor: o.cursor ?? "",
+            earliest_cursor: Cursor.encode(epoch, ringFrom - 1),
+            message: "cursor has expired: the events after it are no longer retained; re-list the transcript and " +
+              "resume from its cursor"
+          })
+        }
         const replay = start + 1 >= ringFrom || options.durable === undefined
           ? Stream.fromIterable(ringPart)
           : replayFromStore(options.durable, start, ringFrom, upTo, ringPart, matches)

@@ -24,7 +24,7 @@ import {
   type WorkerRecord,
   WorkerStatus
 } from "./Domain.js"
-import { type EngineEvent, EngineError, Engines, type TurnContext } from "./Engine.js"
+import { type Engine, type EngineEvent, EngineError, Engines, type TurnContext } from "./Engine.js"
 import {
   type CursorExpired,
   type CursorInvalid,
@@ -51,7 +51,7 @@ export interface RuntimeConfigShape {
   readonly eventBacklog: number
   /** Undelivered events one subscriber may hold before it gets `stream.lagged`. */
   readonly subscriberBuffer: number
-  /** Transcript entries handed to an engine as history. */
+  /** The most transcript entries an engine may read as history for one turn. */
   readonly historyLimit: number
 }
 
@@ -65,7 +65,7 @@ export const defaultConfig = (runtimeId = "local"): RuntimeConfigShape => ({
   displayName: runtimeId,
   eventBacklog: 10_000,
   subscriberBuffer: 1_024,
-  historyLimit: 200
+  historyLimit: 1_000
 })
 
 export const TRANSCRIPT_PAGE_MAX = 500
@@ -285,7 +285,7 @@ export const make: Effect.Effect<
 
   const lookup = (workerId: string): Effect.Effect<WorkerState, WorkerNotFound | InvalidInput> => {
     if (!isWorkerId(workerId)) {
-      return Effect.fail(new InvalidInput({ field: "worker_id", message: `worker_id ${JSON.stringify(workerId.slice(0, 140))} is malformed` }))
+      return Effect.fail(new InvalidInput({ field: "worker_id", message: `worker_id ${JSON.stringify(String(workerId).slice(0, 140))} is malformed` }))
     }
     const state = workers.get(workerId)
     return state === undefined || state.deleted ? Effect.fail(WorkerNotFound.of(workerId)) : Effect.succeed(state)
@@ -444,10 +444,15 @@ export const make: Effect.Effect<
     }
   }
 
-  const runTurn = (state: WorkerState, turn: ActiveTurn, text: string, inputIndex: number): Effect.Effect<void> => {
+  const runTurn = (
+    state: WorkerState,
+    turn: ActiveTurn,
+    engine: Engine,
+    text: string,
+    inputIndex: number
+  ): Effect.Effect<void> => {
     const record = state.record
     const spec = record.spec.engine ?? { provider: "echo" }
-    const engine = Option.getOrThrow(engines.get(spec.provider))
     const context: TurnContext = {
       runtimeId,
       workerId: record.worker_id,
@@ -456,10 +461,11 @@ export const make: Effect.Effect<
       systemPrompt: record.spec.system_prompt,
       tools: record.spec.tools ?? [],
       input: text,
-      history: (limit) =>
-        store.transcript(record.worker_id, Math.max(0, inputIndex - limit), Math.min(limit, inputIndex)).pipe(
-          Effect.orElseSucceed(() => [])
-        )
+      history: (requested) => {
+        const limit = Math.max(0, Math.min(requested, config.historyLimit, inputIndex))
+        // A store that cannot give the history fails the turn rather than sending the model a blank slate.
+        return Effect.orDie(store.transcript(record.worker_id, inputIndex - limit, limit))
+      }
     }
     const finish = { reason: "stop" }
     const end = (outcome: TurnOutcome, error?: { _tag: string; code?: string; message: string }) =>
@@ -470,6 +476,12 @@ export const make: Effect.Effect<
       )
     return engine.turn(context).pipe(
       Stream.runForEach((event) => onEngineEvent(state, turn, event, finish)),
+      // A crashing engine ends the turn as failed instead of leaving the worker running forever.
+      Effect.catchAllDefect((defect) =>
+        Effect.zipRight(
+          Effect.logError("the engine died", defect),
+          Effect.fail(new EngineError({ code: "engine_defect", message: "the engine failed unexpectedly", cause: defect }))
+        )),
       Effect.matchEffect({
         onSuccess: () => end("completed"),
         onFailure: (e) =>
@@ -504,6 +516,13 @@ export const make: Effect.Effect<
         return yield* WorkerBusy.of(record.worker_id, record.current_turn_id ?? state.turn?.turnId ?? "unknown")
       }
       if (draining) return yield* new RuntimeUnavailable({ message: "the runtime is shutting down" })
+      const provider = record.spec.engine?.provider ?? "echo"
+      const engine = engines.get(provider)
+      if (Option.isNone(engine)) {
+        return yield* new RuntimeUnavailable({
+          message: `engine provider ${provider} is not available in this runtime; restart it with that engine`
+        })
+      }
       const turnId = makeTurnId()
       const at = now()
       const input = entry(record, 0, { _tag: "user_input", text }, at, turnId)
@@ -526,8 +545,16 @@ export const make: Effect.Effect<
       ], { workers: [next], transcript: [input] }, () => {
         state.record = next
         state.turn = turn
-      })
-      turn.fiber = yield* Effect.forkIn(runTurn(state, turn, text, input.index), runtimeScope)
+      }).pipe(
+        // A committed turn must get its fiber even if the caller is interrupted now, or the worker stays running.
+        Effect.zipRight(
+          Effect.forkIn(Effect.interruptible(runTurn(state, turn, engine.value, text, input.index)), runtimeScope)
+        ),
+        Effect.map((fiber) => {
+          turn.fiber = fiber
+        }),
+        Effect.uninterruptible
+      )
       return { turn_id: turnId, worker: view(next) } satisfies InputAccepted
     })
 
@@ -547,6 +574,7 @@ export const make: Effect.Effect<
 
   const createWorker = Effect.fn("Runtime.createWorker")(function*(raw: CreateWorker) {
     const spec = yield* decodeCreate(raw)
+    if (draining) return yield* new RuntimeUnavailable({ message: "the runtime is shutting down" })
     const provider = spec.engine?.provider ?? "echo"
     const engine = engines.get(provider)
     if (Option.isNone(engine)) {
@@ -679,7 +707,8 @@ export const make: Effect.Effect<
 
   // --- queries -------------------------------------------------------------------------------------------------
 
-  const listWorkers = Effect.fn("Runtime.listWorkers")(function*(query: ListWorkersQuery = {}) {
+  const listWorkers = Effect.fn("Runtime.listWorkers")(function*(query?: ListWorkersQuery | null) {
+    query = query ?? {}
     const limit = yield* checkLimit(query.limit, 50, WORKER_PAGE_MAX)
     if (query.status !== undefined && !isStatus(query.status)) {
       return yield* new InvalidInput({ field: "status", message: "status must be one of idle, running, stopped" })
@@ -707,7 +736,8 @@ export const make: Effect.Effect<
 
   const getWorker = (workerId: string) => Effect.map(lookup(workerId), (s) => view(s.record))
 
-  const transcript = Effect.fn("Runtime.transcript")(function*(workerId: string, query: TranscriptQuery = {}) {
+  const transcript = Effect.fn("Runtime.transcript")(function*(workerId: string, query?: TranscriptQuery | null) {
+    query = query ?? {}
     const limit = yield* checkLimit(query.limit, 100, TRANSCRIPT_PAGE_MAX)
     let from = 0
     if (query.page_token !== undefined) {
@@ -797,8 +827,9 @@ export const make: Effect.Effect<
     return yield* Effect.mapError(store.diagnostics(limit), unavailable)
   })
 
-  const subscribe = (query: SubscribeQuery = {}) =>
+  const subscribe = (query?: SubscribeQuery | null) =>
     Effect.gen(function*() {
+      query = query ?? {}
       if (query.worker_id !== undefined) yield* lookup(query.worker_id)
       const unknownKind = (query.kinds ?? []).find((k) => !isKind(k))
       if (unknownKind !== undefined) {
