@@ -107,6 +107,10 @@ export const echo: Engine = {
       { _tag: "Usage", input_tokens: countTokens(context.input), output_tokens: countTokens(context.input) },
       { _tag: "Finish", reason: "stop" }
     ]
+    if (delay === 0 && failAfter === undefined) {
+      // One chunk: nothing to wait for between deltas.
+      return Stream.fromIterable([...parts.map((text): EngineEvent => ({ _tag: "TextDelta", text })), ...end])
+    }
     return Stream.concat(deltas, Stream.fromIterable(end))
   }
 }

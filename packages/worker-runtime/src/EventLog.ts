@@ -142,19 +142,35 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
       }
     }
 
+    // Appends and consistent reads in flight (holding or waiting for the lock). When there are none, an append that
+    // persists nothing can publish at once without taking the lock: nothing can be ordered before it.
+    let inFlight = 0
+    const locked = <A, E, R>(f: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+      Effect.suspend(() => {
+        inFlight += 1
+        return Effect.ensuring(lock.withPermits(1)(f), Effect.sync(() => {
+          inFlight -= 1
+        }))
+      })
+
     const append: EventLogService["append"] = (drafts, persist) => {
       if (drafts.length === 0) return Effect.succeed([])
-      return lock.withPermits(1)(
-        Effect.suspend(() => {
-          const events = stamp(drafts)
-          if (persist === undefined) {
-            publish(events)
-            return Effect.succeed(events)
-          }
-          const durable = events.filter((e) => !ephemeralKinds.has(e.kind))
-          return Effect.as(Effect.tap(persist(durable), () => Effect.sync(() => publish(events))), events)
-        }).pipe(Effect.uninterruptible)
-      )
+      const body = Effect.suspend(() => {
+        const events = stamp(drafts)
+        if (persist === undefined) {
+          publish(events)
+          return Effect.succeed(events)
+        }
+        const durable = events.filter((e) => !ephemeralKinds.has(e.kind))
+        return Effect.as(Effect.tap(persist(durable), () => Effect.sync(() => publish(events))), events)
+      }).pipe(Effect.uninterruptible)
+      if (persist !== undefined) return locked(body)
+      return Effect.suspend(() => {
+        if (inFlight > 0) return locked(body)
+        const events = stamp(drafts)
+        publish(events)
+        return Effect.succeed(events)
+      })
     }
 
     const matcher = (o: SubscribeOptions): ((e: RuntimeEvent) => boolean) => {
@@ -283,7 +299,7 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
       lastSeq: () => lastSeq,
       subscriberCount: () => subscribers.size,
       append,
-      consistent: (f) => lock.withPermits(1)(f),
+      consistent: locked,
       subscribe
     } satisfies EventLogService
   })

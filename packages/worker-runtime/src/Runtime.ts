@@ -1,4 +1,4 @@
-import { Context, Effect, Either, Fiber, Layer, Option, ParseResult, Schema, Scope, Stream } from "effect"
+import { Chunk, Context, Effect, Either, Fiber, Layer, Option, ParseResult, Schema, Scope, Stream } from "effect"
 import { AllocationRegistry } from "./AllocationRegistry.js"
 import {
   type CancelResult,
@@ -444,6 +444,47 @@ export const make: Effect.Effect<
     }
   }
 
+  /** Handles one chunk of engine events, publishing each run of consecutive text deltas as one append. */
+  const onEngineChunk = (
+    state: WorkerState,
+    turn: ActiveTurn,
+    chunk: Chunk.Chunk<EngineEvent>,
+    finish: { reason: string }
+  ): Effect.Effect<unknown, RuntimeUnavailable> =>
+    Effect.suspend(() => {
+      const steps: Array<Effect.Effect<unknown, RuntimeUnavailable>> = []
+      let deltas: Array<EventDraft> = []
+      let text = ""
+      const flush = () => {
+        if (deltas.length === 0) return
+        const drafts = deltas
+        const added = text
+        // The text joins the turn when its step runs, so a tool call later in the chunk commits only what preceded it.
+        steps.push(Effect.suspend(() => {
+          turn.text += added
+          return log.append(drafts)
+        }))
+        deltas = []
+        text = ""
+      }
+      for (const event of chunk) {
+        if (event._tag === "TextDelta") {
+          text += event.text
+          deltas.push({
+            worker_id: state.record.worker_id,
+            turn_id: turn.turnId,
+            kind: "turn.delta",
+            data: { text: event.text }
+          })
+        } else {
+          flush()
+          steps.push(onEngineEvent(state, turn, event, finish))
+        }
+      }
+      flush()
+      return steps.length === 1 ? steps[0]! : Effect.forEach(steps, (step) => step, { discard: true })
+    })
+
   const runTurn = (
     state: WorkerState,
     turn: ActiveTurn,
@@ -475,7 +516,7 @@ export const make: Effect.Effect<
         )
       )
     return engine.turn(context).pipe(
-      Stream.runForEach((event) => onEngineEvent(state, turn, event, finish)),
+      Stream.runForEachChunk((chunk) => onEngineChunk(state, turn, chunk, finish)),
       // A crashing engine ends the turn as failed instead of leaving the worker running forever.
       Effect.catchAllDefect((defect) =>
         Effect.zipRight(
