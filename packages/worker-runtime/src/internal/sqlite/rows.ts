@@ -1,0 +1,289 @@
+import { Either, ParseResult, Schema } from "effect"
+import type { Allocation } from "../../AllocationRegistry.js"
+import * as Cursor from "../../Cursor.js"
+import {
+  AllowRule,
+  CreateWorker,
+  DenyRule,
+  type Diagnostic,
+  EventKind,
+  LastTurn,
+  type RuntimeEvent,
+  Severity,
+  type TranscriptEntry,
+  TranscriptEntryData,
+  type WorkerRecord,
+  WorkerStatus
+} from "../../Domain.js"
+import { TurnId, WorkerId } from "../../Ids.js"
+
+/** Row shapes and codecs. Decoders never throw: a row that does not decode is reported, never trusted. */
+
+export interface WorkerRow {
+  readonly worker_id: unknown
+  readonly spec: unknown
+  readonly status: unknown
+  readonly created_at: unknown
+  readonly updated_at: unknown
+  readonly current_turn_id: unknown
+  readonly last_turn: unknown
+  readonly input_tokens: unknown
+  readonly output_tokens: unknown
+  readonly cached_tokens: unknown
+  readonly turns: unknown
+  readonly last_activity_at: unknown
+  readonly transcript_length: unknown
+  readonly revision: unknown
+}
+
+export const WORKER_COLUMNS = [
+  "worker_id",
+  "spec",
+  "status",
+  "created_at",
+  "updated_at",
+  "current_turn_id",
+  "last_turn",
+  "input_tokens",
+  "output_tokens",
+  "cached_tokens",
+  "turns",
+  "last_activity_at",
+  "transcript_length",
+  "revision"
+] as const
+
+export const workerParams = (r: WorkerRecord): Array<unknown> => [
+  r.worker_id,
+  JSON.stringify(r.spec),
+  r.status,
+  r.created_at,
+  r.updated_at,
+  r.current_turn_id ?? null,
+  r.last_turn === undefined ? null : JSON.stringify(r.last_turn),
+  r.usage.input_tokens,
+  r.usage.output_tokens,
+  r.usage.cached_tokens,
+  r.usage.turns,
+  r.usage.last_activity_at ?? null,
+  r.transcript_length,
+  r.revision
+]
+
+export const ENTRY_COLUMNS = ["worker_id", "idx", "entry_id", "turn_id", "at", "data"] as const
+
+export const entryParams = (e: TranscriptEntry): Array<unknown> => [
+  e.worker_id,
+  e.index,
+  e.entry_id,
+  e.turn_id ?? null,
+  e.at,
+  JSON.stringify(e.data)
+]
+
+export const EVENT_COLUMNS = ["seq", "runtime_id", "worker_id", "turn_id", "kind", "at", "data"] as const
+
+export const eventParams = (e: RuntimeEvent): Array<unknown> => [
+  e.seq,
+  e.runtime_id,
+  e.worker_id ?? null,
+  e.turn_id ?? null,
+  e.kind,
+  e.at,
+  JSON.stringify(e.data ?? null)
+]
+
+const parseJson = (text: unknown, field: string): Either.Either<unknown, string> =>
+  typeof text !== "string"
+    ? Either.left(`${field} is not text`)
+    : Either.try({ try: () => JSON.parse(text) as unknown, catch: () => `${field} is not valid JSON` })
+
+const text = (value: unknown, field: string): Either.Either<string, string> =>
+  typeof value === "string" ? Either.right(value) : Either.left(`${field} is not text`)
+
+const count = (value: unknown, field: string): Either.Either<number, string> =>
+  typeof value === "number" && Number.isSafeInteger(value) && value >= 0
+    ? Either.right(value)
+    : Either.left(`${field} is not a non-negative integer`)
+
+const schemaError = (field: string) => (e: ParseResult.ParseError) =>
+  `${field}: ${ParseResult.TreeFormatter.formatErrorSync(e).split("\n").slice(0, 4).join(" ")}`
+
+const decodeSpec = Schema.decodeUnknownEither(CreateWorker)
+const decodeLastTurn = Schema.decodeUnknownEither(LastTurn)
+const isWorkerId = Schema.is(WorkerId)
+const isStatus = Schema.is(WorkerStatus)
+const isEntryData = Schema.is(TranscriptEntryData)
+const isKind = Schema.is(EventKind)
+const isSeverity = Schema.is(Severity)
+const isAllow = Schema.is(Schema.Array(AllowRule))
+const isDeny = Schema.is(Schema.Array(DenyRule))
+
+/** A worker record, or why the row cannot be one. */
+export const decodeWorker = (row: WorkerRow): Either.Either<WorkerRecord, string> =>
+  Either.gen(function*() {
+    if (!isWorkerId(row.worker_id)) return yield* Either.left("worker_id is malformed")
+    const spec = yield* Either.mapLeft(Either.flatMap(parseJson(row.spec, "spec"), decodeSpec), (e) =>
+      typeof e === "string" ? e : schemaError("spec")(e))
+    if (spec.worker_id !== row.worker_id) return yield* Either.left("spec.worker_id does not match the row")
+    if (!isStatus(row.status)) return yield* Either.left("status is not idle, running or stopped")
+    const lastTurn = row.last_turn === null
+      ? undefined
+      : yield* Either.mapLeft(Either.flatMap(parseJson(row.last_turn, "last_turn"), decodeLastTurn), (e) =>
+        typeof e === "string" ? e : schemaError("last_turn")(e))
+    const lastActivity = row.last_activity_at === null ? undefined : yield* text(row.last_activity_at, "last_activity_at")
+    const currentTurn = row.current_turn_id === null ? undefined : yield* text(row.current_turn_id, "current_turn_id")
+    const record: WorkerRecord = {
+      worker_id: row.worker_id,
+      spec,
+      status: row.status,
+      created_at: yield* text(row.created_at, "created_at"),
+      updated_at: yield* text(row.updated_at, "updated_at"),
+      current_turn_id: currentTurn === undefined ? undefined : TurnId.make(currentTurn),
+      last_turn: lastTurn,
+      usage: {
+        input_tokens: yield* count(row.input_tokens, "input_tokens"),
+        output_tokens: yield* count(row.output_tokens, "output_tokens"),
+        cached_tokens: yield* count(row.cached_tokens, "cached_tokens"),
+        turns: yield* count(row.turns, "turns"),
+        ...(lastActivity === undefined ? {} : { last_activity_at: lastActivity })
+      },
+      transcript_length: yield* count(row.transcript_length, "transcript_length"),
+      revision: yield* count(row.revision, "revision")
+    }
+    return record
+  })
+
+export interface EntryRow {
+  readonly worker_id: string
+  readonly idx: number
+  readonly entry_id: unknown
+  readonly turn_id: unknown
+  readonly at: unknown
+  readonly data: unknown
+}
+
+/** A transcript entry; a row that does not decode keeps its place as a `corrupt_transcript_entry` notice. */
+export const decodeEntry = (
+  row: EntryRow
+): Either.Either<TranscriptEntry, { entry: TranscriptEntry; reason: string }> => {
+  const data = Either.flatMap(parseJson(row.data, "data"), (d) =>
+    isEntryData(d) ? Either.right(d) : Either.left("data is not a transcript entry"))
+  const entryId = typeof row.entry_id === "string" ? row.entry_id : `e_corrupt_${row.idx}`
+  const at = typeof row.at === "string" ? row.at : new Date(0).toISOString()
+  const turnId = typeof row.turn_id === "string" ? { turn_id: TurnId.make(row.turn_id) } : {}
+  const base = { worker_id: WorkerId.make(row.worker_id), index: row.idx, entry_id: entryId, ...turnId, at }
+  if (Either.isRight(data) && typeof row.entry_id === "string" && typeof row.at === "string") {
+    return Either.right({ ...base, data: data.right })
+  }
+  const reason = Either.isLeft(data) ? data.left : "entry_id or at is missing"
+  return Either.left({
+    reason,
+    entry: {
+      ...base,
+      data: {
+        _tag: "notice",
+        code: "corrupt_transcript_entry",
+        message: `transcript entry ${row.idx} could not be read from the store (${reason})`
+      }
+    }
+  })
+}
+
+export interface EventRow {
+  readonly seq: number
+  readonly runtime_id: unknown
+  readonly worker_id: unknown
+  readonly turn_id: unknown
+  readonly kind: unknown
+  readonly at: unknown
+  readonly data: unknown
+}
+
+/** A durable event; a row that does not decode keeps its seq as a `runtime.diagnostic` event saying so. */
+export const decodeEvent = (
+  epoch: string,
+  runtimeId: string
+) =>
+  (row: EventRow): Either.Either<RuntimeEvent, { event: RuntimeEvent; reason: string }> => {
+    const data = parseJson(row.data, "data")
+    const base = {
+      cursor: Cursor.encode(epoch, row.seq),
+      seq: row.seq,
+      runtime_id: typeof row.runtime_id === "string" ? row.runtime_id : runtimeId,
+      ...(typeof row.worker_id === "string" ? { worker_id: row.worker_id } : {}),
+      ...(typeof row.turn_id === "string" ? { turn_id: row.turn_id } : {}),
+      at: typeof row.at === "string" ? row.at : new Date(0).toISOString()
+    }
+    if (Either.isRight(data) && isKind(row.kind) && typeof row.at === "string") {
+      return Either.right({ ...base, kind: row.kind, data: data.right })
+    }
+    const reason = Either.isLeft(data) ? data.left : "kind or at is malformed"
+    return Either.left({
+      reason,
+      event: {
+        ...base,
+        kind: "runtime.diagnostic",
+        data: {
+          severity: "error",
+          code: "corrupt_event_row",
+          message: `event ${row.seq} could not be read from the store (${reason})`
+        }
+      }
+    })
+  }
+
+export interface DiagnosticRow {
+  readonly id: number
+  readonly at: unknown
+  readonly severity: unknown
+  readonly code: unknown
+  readonly message: unknown
+  readonly worker_id: unknown
+}
+
+export const decodeDiagnostic = (row: DiagnosticRow): Diagnostic => ({
+  id: row.id,
+  at: typeof row.at === "string" ? row.at : new Date(0).toISOString(),
+  severity: isSeverity(row.severity) ? row.severity : "error",
+  code: typeof row.code === "string" ? row.code : "unknown",
+  message: typeof row.message === "string" ? row.message : "",
+  ...(typeof row.worker_id === "string" ? { worker_id: row.worker_id } : {})
+})
+
+export interface AllocationRow {
+  readonly worker_id: string
+  readonly instance_id: unknown
+  readonly allow: unknown
+  readonly deny: unknown
+  readonly delegated_from: unknown
+  readonly allocated_at: unknown
+}
+
+export const allocationParams = (a: Allocation, instanceId: string): Array<unknown> => [
+  a.worker_id,
+  instanceId,
+  JSON.stringify(a.allow),
+  JSON.stringify(a.deny),
+  a.delegated_from ?? null,
+  a.allocated_at
+]
+
+export const decodeAllocation = (row: AllocationRow): Either.Either<Allocation, string> =>
+  Either.gen(function*() {
+    const allow = yield* parseJson(row.allow, "allow")
+    if (!isAllow(allow)) return yield* Either.left("allow is not a list of allow rules")
+    const deny = yield* parseJson(row.deny, "deny")
+    if (!isDeny(deny)) return yield* Either.left("deny is not a list of deny rules")
+    if (row.delegated_from !== null && typeof row.delegated_from !== "string") {
+      return yield* Either.left("delegated_from is not text")
+    }
+    const allocation: Allocation = {
+      worker_id: row.worker_id,
+      allow,
+      deny,
+      delegated_from: row.delegated_from ?? undefined,
+      allocated_at: yield* text(row.allocated_at, "allocated_at")
+    }
+    return allocation
+  })
