@@ -1,4 +1,4 @@
-import { Chunk, Context, Effect, Either, Layer, Option, Queue, Scope, Stream } from "effect"
+import { Chunk, Context, Effect, Either, Layer, Mailbox, Option, Scope, Stream } from "effect"
 import * as Cursor from "./Cursor.js"
 import { ephemeralKinds, type EventKind, type RuntimeEvent } from "./Domain.js"
 import { CursorExpired, CursorInvalid, RuntimeUnavailable } from "./Errors.js"
@@ -80,7 +80,7 @@ const LAGGED: unique symbol = Symbol("lagged")
 type Item = RuntimeEvent | typeof LAGGED
 
 interface Subscriber {
-  readonly queue: Queue.Queue<Item>
+  readonly queue: Mailbox.Mailbox<Item>
   readonly matches: (event: RuntimeEvent) => boolean
 }
 
@@ -241,7 +241,7 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
       Effect.gen(function*() {
         const start = yield* resolveStart(o.cursor)
         const matches = matcher(o)
-        const queue = yield* Queue.bounded<Item>(options.subscriberBuffer + 1)
+        const queue = yield* Mailbox.make<Item>(options.subscriberBuffer + 1)
         // Registration and the replay snapshot happen in one synchronous step: events up to `upTo` come from the
         // backlog and everything after it from the queue, so there is no gap and no duplicate.
         const { upTo, ringFrom, ringPart } = yield* Effect.acquireRelease(
@@ -252,7 +252,7 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
             const ringFrom = Math.max(low, start + 1)
             return { sub, upTo: lastSeq, ringFrom, ringPart: replayFromRing(ringFrom - 1, lastSeq, matches) }
           }),
-          ({ sub }) => Effect.zipRight(Effect.sync(() => subscribers.delete(sub)), Queue.shutdown(queue))
+          ({ sub }) => Effect.zipRight(Effect.sync(() => subscribers.delete(sub)), queue.shutdown)
         )
         if (start + 1 < ringFrom && options.durable === undefined) {
           // The backlog moved past the cursor between validation and registration.
@@ -266,7 +266,7 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
         const replay = start + 1 >= ringFrom || options.durable === undefined
           ? Stream.fromIterable(ringPart)
           : replayFromStore(options.durable, start, ringFrom, upTo, ringPart, matches)
-        const live = Stream.fromQueue(queue, { maxChunkSize: 512 })
+        const live = Mailbox.toStream(queue)
         let last = Cursor.encode(epoch, start)
         let lastSeqSeen = start
         return Stream.concat(replay, live).pipe(

@@ -884,7 +884,8 @@ export const make: Effect.Effect<
       draining = true
       const running = () => Array.from(workers.values()).filter((s) => s.turn !== undefined)
       const fibers = running().flatMap((s) => (s.turn?.fiber === undefined ? [] : [s.turn.fiber]))
-      yield* Fiber.awaitAll(fibers).pipe(Effect.timeout(graceMs), Effect.ignore)
+      // Interruptible, so the grace period also ends the wait when drain runs inside a finalizer.
+      yield* Effect.interruptible(Fiber.awaitAll(fibers)).pipe(Effect.timeout(graceMs), Effect.ignore)
       yield* Effect.forEach(running(), (state) =>
         state.lock.withPermits(1)(cancelLocked(state, "idle", {
           code: "runtime_shutdown",

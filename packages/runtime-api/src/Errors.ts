@@ -1,0 +1,27 @@
+import { HttpApiSchema } from "@effect/platform"
+import { Schema } from "effect"
+
+// These errors exist only on the wire, so their status is part of their schema (as with HttpApiDecodeError).
+
+/** The bearer token is missing or wrong. HTTP 401. */
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {
+  message: Schema.String
+}, HttpApiSchema.annotations({ status: 401 })) {}
+
+/** The request body is larger than the runtime accepts. HTTP 413. */
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", {
+  limit_bytes: Schema.Number,
+  message: Schema.String
+}, HttpApiSchema.annotations({ status: 413 })) {}
+
+/** No route matches the method and path. HTTP 404. */
+export class RouteNotFound extends Schema.TaggedError<RouteNotFound>()("RouteNotFound", {
+  method: Schema.String,
+  path: Schema.String,
+  message: Schema.String
+}, HttpApiSchema.annotations({ status: 404 })) {}
+
+/** A bug or an unexpected failure in the runtime; the cause is logged there, never sent. HTTP 500. */
+export class InternalError extends Schema.TaggedError<InternalError>()("InternalError", {
+  message: Schema.String
+}, HttpApiSchema.annotations({ status: 500 })) {}

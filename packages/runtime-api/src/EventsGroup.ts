@@ -1,0 +1,54 @@
+import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import { CursorExpired, CursorInvalid, InvalidInput, RuntimeUnavailable, WorkerNotFound } from "@yoi/worker-runtime"
+import { Schema } from "effect"
+
+const cursorDoc = "An event cursor to resume after, or `earliest` for the whole backlog; absent means from now. " +
+  "The `Last-Event-ID` header wins over it."
+const kindsDoc = "Comma-separated event kinds to receive (all when absent)."
+
+export const EventsUrlParams = Schema.Struct({
+  cursor: Schema.optional(Schema.String.annotations({ description: cursorDoc })),
+  worker_id: Schema.optional(Schema.String.annotations({ description: "Only the events of this worker." })),
+  kinds: Schema.optional(Schema.String.annotations({ description: kindsDoc }))
+})
+
+export const WorkerEventsUrlParams = Schema.Struct({
+  cursor: Schema.optional(Schema.String.annotations({ description: cursorDoc })),
+  kinds: Schema.optional(Schema.String.annotations({ description: kindsDoc }))
+})
+
+export const EventsHeaders = Schema.Struct({
+  "last-event-id": Schema.optional(Schema.String)
+})
+
+/** `id: <cursor>`, `event: <kind>`, `data: <json envelope>` frames; see docs/events.md. */
+export const EventStream = HttpApiSchema.Text({ contentType: "text/event-stream" }).annotations({
+  description: "Server-sent events: `id: <cursor>`, `event: <kind>`, `data: <RuntimeEvent JSON>`, comment " +
+    "heartbeats, and a final `stream.lagged` or `stream.error` event when the runtime ends the stream."
+})
+
+/**
+ * The observation stream (SSE). Cursor and worker problems are answered with a typed status before the stream
+ * starts; problems after that arrive as a final `stream.error` event.
+ */
+export class EventsGroup extends HttpApiGroup.make("events")
+  .add(
+    HttpApiEndpoint.get("events", "/v1/events")
+      .setUrlParams(EventsUrlParams)
+      .setHeaders(EventsHeaders)
+      .addSuccess(EventStream)
+      .annotate(OpenApi.Summary, "Stream the runtime's events")
+  )
+  .add(
+    HttpApiEndpoint.get("workerEvents", "/v1/workers/:worker_id/events")
+      .setPath(Schema.Struct({ worker_id: Schema.String }))
+      .setUrlParams(WorkerEventsUrlParams)
+      .setHeaders(EventsHeaders)
+      .addSuccess(EventStream)
+      .annotate(OpenApi.Summary, "Stream one worker's events")
+  )
+  .addError(InvalidInput, { status: 400 })
+  .addError(CursorInvalid, { status: 400 })
+  .addError(CursorExpired, { status: 410 })
+  .addError(WorkerNotFound, { status: 404 })
+  .addError(RuntimeUnavailable, { status: 503 }) {}

@@ -1,0 +1,377 @@
+import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
+import {
+  CursorExpired,
+  CursorInvalid,
+  Domain,
+  InvalidInput,
+  RuntimeUnavailable,
+  WorkerNotFound
+} from "@yoi/worker-runtime"
+import {
+  Chunk,
+  Context,
+  Data,
+  Duration,
+  Effect,
+  Either,
+  Layer,
+  Option,
+  type Redacted,
+  Schedule,
+  Schema,
+  Stream
+} from "effect"
+import { Unauthorized } from "./Errors.js"
+
+export interface RuntimeEventsOptions {
+  /** Omit when the provided `HttpClient` already prefixes the runtime's URL (as `NodeHttpServer.layerTest` does). */
+  readonly baseUrl?: string | URL | undefined
+  readonly token?: Redacted.Redacted | undefined
+  /** First reconnect delay; it doubles per failed attempt, with jitter. Default 250 ms. */
+  readonly initialDelay?: Duration.DurationInput | undefined
+  /** Cap on the reconnect delay. Default 10 s. */
+  readonly maxDelay?: Duration.DurationInput | undefined
+  /**
+   * Consecutive failed attempts before the stream fails with `RuntimeUnavailable`; a connection that delivers an
+   * event or a heartbeat starts the count again. Default 20; `Infinity` retries forever.
+   */
+  readonly maxRetries?: number | undefined
+  /** A connection silent for this long (no event, no heartbeat) is dropped and resumed. Default 45 s. */
+  readonly idleTimeout?: Duration.DurationInput | undefined
+}
+
+export interface EventStreamOptions {
+  /** Where to start: a cursor (e.g. a transcript page's), `"earliest"`, or absent for "from now". */
+  readonly cursor?: string | undefined
+  /** Only this worker's events (`GET /v1/workers/{worker_id}/events`). */
+  readonly workerId?: string | undefined
+  readonly kinds?: ReadonlyArray<Domain.EventKind> | undefined
+}
+
+/**
+ * Why an event stream ended. None of these is retried: `CursorExpired` asks the caller to re-list the transcript
+ * and stream from its cursor; `RuntimeUnavailable` means the reconnect attempts ran out.
+ */
+export type EventStreamError =
+  | CursorExpired
+  | CursorInvalid
+  | WorkerNotFound
+  | InvalidInput
+  | Unauthorized
+  | RuntimeUnavailable
+
+export interface EventFollower {
+  /**
+   * The events, reconnecting and resuming from the last cursor as needed. Running it again resumes where the
+   * previous run stopped.
+   */
+  readonly events: Stream.Stream<Domain.RuntimeEvent, EventStreamError>
+  /** The cursor of the last event received (or the start position the runtime announced); none before. */
+  readonly lastCursor: Effect.Effect<Option.Option<string>>
+}
+
+/** Follows a runtime's SSE event stream over a plain `HttpClient` (the derived client reads whole bodies). */
+export interface RuntimeEventsService {
+  readonly stream: (options?: EventStreamOptions) => Stream.Stream<Domain.RuntimeEvent, EventStreamError>
+  readonly follow: (options?: EventStreamOptions) => EventFollower
+}
+
+// --- the line parser ----------------------------------------------------------------------------------------------
+
+export type SseItem =
+  | { readonly _tag: "Event"; readonly event: string; readonly data: string; readonly id: string | undefined }
+  /** A frame with an `id` and no data: it moves the resume position without an event. */
+  | { readonly _tag: "Id"; readonly id: string }
+  | { readonly _tag: "Comment"; readonly text: string }
+
+const MAX_LINE = 16 * 1024 * 1024
+
+/**
+ * An incremental `text/event-stream` parser (WHATWG rules: LF, CR and CRLF line ends, one optional space after the
+ * colon, multi-line `data`). It works line by line in linear time however the text is chunked.
+ */
+export class SseParser {
+  private partial = ""
+  private skipLf = false
+  private event = ""
+  private data: Array<string> = []
+  private id: string | undefined = undefined
+
+  /** Feeds decoded text; returns what completed. Fails (returns `Left`) only on a line longer than 16 MiB. */
+  feed(text: string): Either.Either<Array<SseItem>, string> {
+    const out: Array<SseItem> = []
+    let start = 0
+    if (this.skipLf && text.charCodeAt(0) === 10) start = 1
+    this.skipLf = false
+    const length = text.length
+    for (let i = start; i < length; i++) {
+      const c = text.charCodeAt(i)
+      if (c !== 10 && c !== 13) continue
+      const piece = text.slice(start, i)
+      const line = this.partial.length === 0 ? piece : this.partial + piece
+      this.partial = ""
+      this.line(line, out)
+      if (c === 13) {
+        if (i + 1 < length) {
+          if (text.charCodeAt(i + 1) === 10) i++
+        } else {
+          this.skipLf = true
+        }
+      }
+      start = i + 1
+    }
+    if (start < length) {
+      this.partial += text.slice(start)
+      if (this.partial.length > MAX_LINE) return Either.left("an event stream line exceeded 16 MiB")
+    }
+    return Either.right(out)
+  }
+
+  private line(line: string, out: Array<SseItem>) {
+    if (line.length === 0) return this.dispatch(out)
+    if (line.charCodeAt(0) === 58) {
+      out.push({ _tag: "Comment", text: line.slice(line.charCodeAt(1) === 32 ? 2 : 1) })
+      return
+    }
+    const colon = line.indexOf(":")
+    const field = colon < 0 ? line : line.slice(0, colon)
+    const value = colon < 0 ? "" : line.slice(line.charCodeAt(colon + 1) === 32 ? colon + 2 : colon + 1)
+    switch (field) {
+      case "event":
+        this.event = value
+        break
+      case "data":
+        this.data.push(value)
+        break
+      case "id":
+        if (!value.includes("\0")) this.id = value
+        break
+    }
+  }
+
+  private dispatch(out: Array<SseItem>) {
+    const id = this.id
+    const data = this.data
+    const event = this.event
+    this.id = undefined
+    this.data = []
+    this.event = ""
+    if (data.length === 0) {
+      if (id !== undefined) out.push({ _tag: "Id", id })
+      return
+    }
+    out.push({ _tag: "Event", event: event === "" ? "message" : event, data: data.join("\n"), id })
+  }
+}
+
+// --- the client ---------------------------------------------------------------------------------------------------
+
+/** A failure worth another attempt: transport, 5xx, a closed or silent stream, lag. */
+class Retryable extends Data.TaggedError("Retryable")<{ readonly reason: string; readonly cause?: unknown }> {}
+
+type ConnectionError = Retryable | EventStreamError
+
+type Output = Domain.RuntimeEvent | typeof HEARTBEAT | typeof END
+
+const HEARTBEAT: unique symbol = Symbol("heartbeat")
+const END: unique symbol = Symbol("end")
+
+const ErrorBody = Schema.Union(CursorExpired, CursorInvalid, WorkerNotFound, InvalidInput, Unauthorized)
+const decodeErrorBody = Schema.decodeUnknownOption(ErrorBody)
+const decodeEnvelope = Schema.decodeUnknownEither(Schema.parseJson(Domain.RuntimeEvent))
+const decodeJson = Schema.decodeUnknownOption(Schema.parseJson())
+const StreamErrorData = Schema.Struct({
+  _tag: Schema.String,
+  message: Schema.String,
+  resume_cursor: Schema.optional(Schema.String)
+})
+const decodeStreamError = Schema.decodeUnknownOption(StreamErrorData)
+const LaggedData = Schema.Struct({ resume_cursor: Schema.String })
+const decodeLagged = Schema.decodeUnknownOption(LaggedData)
+
+const rejected = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<never, ConnectionError> => {
+  const status = response.status
+  if (status >= 500 || status === 429 || status === 408) {
+    return Effect.zipRight(
+      Effect.ignore(response.text),
+      Effect.fail(new Retryable({ reason: `the runtime answered ${status}` }))
+    )
+  }
+  return Effect.flatMap(Effect.orElseSucceed(response.json, () => undefined), (body) =>
+    Option.match(decodeErrorBody(body), {
+      onSome: (error): Effect.Effect<never, ConnectionError> => Effect.fail(error),
+      onNone: () =>
+        Effect.fail(
+          status === 401
+            ? new Unauthorized({ message: "the runtime refused the token" })
+            : new RuntimeUnavailable({ message: `the runtime refused the event stream with status ${status}` })
+        )
+    }))
+}
+
+export const make = (
+  options: RuntimeEventsOptions = {}
+): Effect.Effect<RuntimeEventsService, never, HttpClient.HttpClient> =>
+  Effect.gen(function*() {
+    const base = yield* HttpClient.HttpClient
+    const token = options.token
+    const client = token === undefined ? base : HttpClient.mapRequest(base, HttpClientRequest.bearerToken(token))
+    const baseUrl = options.baseUrl === undefined ? "" : String(options.baseUrl).replace(/\/+$/, "")
+    const idleTimeout = options.idleTimeout ?? Duration.seconds(45)
+    const maxRetries = options.maxRetries ?? 20
+    const backoff = Schedule.exponential(options.initialDelay ?? Duration.millis(250)).pipe(
+      Schedule.union(Schedule.spaced(options.maxDelay ?? Duration.seconds(10))),
+      Schedule.jitteredWith({ min: 0.5, max: 1.5 })
+    )
+    const bounded: Schedule.Schedule<unknown> = Number.isFinite(maxRetries)
+      ? Schedule.intersect(backoff, Schedule.recurs(maxRetries))
+      : backoff
+    const policy = Schedule.whileInput(bounded, (error: ConnectionError) => error._tag === "Retryable")
+
+    const follow = (streamOptions: EventStreamOptions = {}): EventFollower => {
+      let cursor = streamOptions.cursor
+      let resumed = false
+      const path = streamOptions.workerId === undefined
+        ? "/v1/events"
+        : `/v1/workers/${encodeURIComponent(streamOptions.workerId)}/events`
+      const kinds = streamOptions.kinds === undefined || streamOptions.kinds.length === 0
+        ? undefined
+        : streamOptions.kinds.join(",")
+
+      const request = () => {
+        let req = HttpClientRequest.get(baseUrl + path).pipe(HttpClientRequest.accept("text/event-stream"))
+        if (kinds !== undefined) req = HttpClientRequest.setUrlParam(req, "kinds", kinds)
+        if (cursor !== undefined) {
+          // The first attempt states its start as `?cursor=`; a reconnect resumes the way a browser does.
+          req = resumed
+            ? HttpClientRequest.setHeader(req, "last-event-id", cursor)
+            : HttpClientRequest.setUrlParam(req, "cursor", cursor)
+        }
+        return req
+      }
+
+      /** Reads one parsed item: an event to emit, a heartbeat marker, nothing, or why the connection ends. */
+      const toOutput = (item: SseItem): Either.Either<Output | undefined, ConnectionError> => {
+        switch (item._tag) {
+          case "Comment":
+            return Either.right(item.text === "heartbeat" ? HEARTBEAT : undefined)
+          case "Id":
+            cursor = item.id
+            return Either.right(undefined)
+          case "Event": {
+            if (item.event === "stream.error") return Either.left(streamError(item.data))
+            const decoded = decodeEnvelope(item.data)
+            if (Either.isLeft(decoded)) {
+              return Either.left(
+                new RuntimeUnavailable({ message: `the runtime sent an event this client cannot read (${item.event})` })
+              )
+            }
+            const event = decoded.right
+            if (event.kind === "stream.lagged") {
+              const data = decodeLagged(event.data)
+              cursor = Option.isSome(data) ? data.value.resume_cursor : event.cursor
+              return Either.left(new Retryable({ reason: "the stream fell behind" }))
+            }
+            cursor = event.cursor
+            return Either.right(event)
+          }
+        }
+      }
+
+      const streamError = (data: string): ConnectionError => {
+        const json = decodeJson(data)
+        const typed = Option.flatMap(json, decodeErrorBody)
+        if (Option.isSome(typed)) return typed.value
+        const info = Option.flatMap(json, decodeStreamError)
+        if (Option.isSome(info) && info.value.resume_cursor !== undefined) cursor = info.value.resume_cursor
+        return new Retryable({
+          reason: Option.match(info, {
+            onNone: () => "the runtime ended the stream with an unreadable error",
+            onSome: (d) => `the runtime ended the stream: ${d._tag}: ${d.message}`
+          })
+        })
+      }
+
+      // An error frame ends the connection, but the events before it in the same chunk are emitted first: the error
+      // is kept in `pending`, the chunk ends with `END`, and the connection stops there.
+      let pending: ConnectionError | undefined = undefined
+
+      const read = (parser: SseParser) =>
+        (texts: Chunk.Chunk<string>): Effect.Effect<Chunk.Chunk<Output>, ConnectionError> =>
+          Effect.suspend(() => {
+            const out: Array<Output> = []
+            for (const text of texts) {
+              const items = parser.feed(text)
+              if (Either.isLeft(items)) return Effect.fail(new Retryable({ reason: items.left }))
+              for (const item of items.right) {
+                const output = toOutput(item)
+                if (Either.isLeft(output)) {
+                  if (out.length === 0) return Effect.fail(output.left)
+                  pending = output.left
+                  out.push(END)
+                  return Effect.succeed(Chunk.unsafeFromArray(out))
+                }
+                if (output.right !== undefined) out.push(output.right)
+              }
+            }
+            return Effect.succeed(Chunk.unsafeFromArray(out))
+          })
+
+      const connection: Stream.Stream<Output, ConnectionError> = Stream.suspend(() => {
+        const parser = new SseParser()
+        const req = request()
+        resumed = true
+        pending = undefined
+        return client.execute(req).pipe(
+          Effect.mapError((cause) => new Retryable({ reason: "could not reach the runtime", cause })),
+          Effect.flatMap((response) => {
+            if (response.status !== 200) return rejected(response)
+            const contentType = response.headers["content-type"] ?? ""
+            return contentType.startsWith("text/event-stream")
+              ? Effect.succeed(response)
+              : Effect.fail(new Retryable({ reason: `the runtime answered ${contentType || "no content type"}` }))
+          }),
+          Effect.map((response) =>
+            response.stream.pipe(
+              Stream.mapError((cause) => new Retryable({ reason: "the connection failed", cause })),
+              Stream.decodeText(),
+              Stream.timeoutFail(() => new Retryable({ reason: "the stream went silent" }), idleTimeout),
+              Stream.mapChunksEffect(read(parser)),
+              Stream.takeWhile((o) => o !== END),
+              Stream.concat(Stream.suspend(() =>
+                Stream.fail(pending ?? new Retryable({ reason: "the runtime closed the stream" }))
+              ))
+            )
+          ),
+          Stream.unwrap
+        )
+      })
+
+      const events = connection.pipe(
+        Stream.tapError((e) =>
+          e._tag === "Retryable"
+            ? Effect.logDebug("event stream interrupted; resuming").pipe(
+              Effect.annotateLogs({ reason: e.reason, cause: String(e.cause ?? "") })
+            )
+            : Effect.void
+        ),
+        Stream.retry(policy),
+        Stream.filter((o): o is Domain.RuntimeEvent => o !== HEARTBEAT && o !== END),
+        Stream.catchTag("Retryable", (e) =>
+          Stream.fail(
+            new RuntimeUnavailable({ message: `the event stream could not be resumed: ${e.reason}` })
+          ))
+      )
+      return { events, lastCursor: Effect.sync(() => Option.fromNullable(cursor)) }
+    }
+
+    return { follow, stream: (o) => follow(o).events } satisfies RuntimeEventsService
+  })
+
+/** The SSE event client of a remote runtime. */
+export class RuntimeEvents extends Context.Tag("@yoi/runtime-api/RuntimeEvents")<RuntimeEvents, RuntimeEventsService>() {
+  static readonly make = make
+  static readonly layer = (
+    options: RuntimeEventsOptions = {}
+  ): Layer.Layer<RuntimeEvents, never, HttpClient.HttpClient> => Layer.effect(RuntimeEvents, make(options))
+}

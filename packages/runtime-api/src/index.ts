@@ -1,0 +1,18 @@
+export * from "./Api.js"
+export * from "./Authorization.js"
+export * from "./Errors.js"
+export * as EventsGroup from "./EventsGroup.js"
+export * as HealthGroup from "./HealthGroup.js"
+export * from "./RuntimeClient.js"
+export {
+  type EventFollower,
+  type EventStreamError,
+  type EventStreamOptions,
+  RuntimeEvents,
+  type RuntimeEventsOptions,
+  type RuntimeEventsService,
+  type SseItem,
+  SseParser
+} from "./RuntimeEvents.js"
+export * as RuntimeGroup from "./RuntimeGroup.js"
+export * as WorkersGroup from "./WorkersGroup.js"

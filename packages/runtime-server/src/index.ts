@@ -1,0 +1,5 @@
+export * as Auth from "./Auth.js"
+export * as HttpErrors from "./HttpErrors.js"
+export * as RuntimeServer from "./Server.js"
+export * from "./Shutdown.js"
+export * as Sse from "./Sse.js"
