@@ -1,0 +1,146 @@
+import { HttpApiMiddleware, HttpApiSecurity, HttpServerRequest } from "@effect/platform"
+import { Config, Context, Effect, Layer, Option, Redacted } from "effect"
+import * as NodeCrypto from "node:crypto"
+import { Unauthorized } from "./Errors.js"
+
+/** Who is calling and under which request id; every command's audit record carries both. */
+export interface CallerShape {
+  /** `token` for a script with the bearer token, `session:<label>` for a browser session. */
+  readonly actor: string
+  readonly requestId: string
+}
+
+export class Caller extends Context.Tag("@yoi/workspace-server/Caller")<Caller, CallerShape>() {}
+
+export const SESSION_COOKIE = "yoi_session"
+export const REQUEST_ID_HEADER = "x-request-id"
+
+export const sessionCookie = HttpApiSecurity.apiKey({ in: "cookie", key: SESSION_COOKIE })
+
+/** Every `/api` route: `Authorization: Bearer <backend token>` for scripts, the session cookie for browsers. */
+export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("@yoi/workspace-server/Authentication", {
+  failure: Unauthorized,
+  provides: Caller,
+  security: { bearer: HttpApiSecurity.bearer, cookie: sessionCookie }
+}) {}
+
+/** The Backend's own token. Runtime credentials are separate and never reach a browser. */
+export interface BackendTokenShape {
+  readonly token: Redacted.Redacted<string>
+  /** True when no token was configured and one was generated at start (it is then printed in a login URL). */
+  readonly generated: boolean
+}
+
+export class BackendToken extends Context.Tag("@yoi/workspace-server/BackendToken")<BackendToken, BackendTokenShape>() {
+  static readonly layer = (token: string): Layer.Layer<BackendToken> =>
+    Layer.succeed(BackendToken, { token: Redacted.make(token), generated: false })
+
+  /** `YOI_BACKEND_TOKEN`, or a random token generated at start. */
+  static readonly layerConfig: Layer.Layer<BackendToken> = Layer.effect(
+    BackendToken,
+    Config.option(Config.redacted("YOI_BACKEND_TOKEN")).pipe(
+      Effect.orElseSucceed(() => Option.none<Redacted.Redacted<string>>()),
+      Effect.map(Option.filter((t) => Redacted.value(t).trim().length > 0)),
+      Effect.map(Option.match({
+        onNone: () => ({ token: Redacted.make(NodeCrypto.randomBytes(24).toString("base64url")), generated: true }),
+        onSome: (token) => ({ token, generated: false })
+      }))
+    )
+  )
+}
+
+const digest = (value: string) => NodeCrypto.createHash("sha256").update(value, "utf8").digest()
+
+/** Constant-time comparison (of digests, so lengths do not leak either). */
+export const tokenMatches = (expected: Redacted.Redacted<string>, given: string): boolean =>
+  given.length > 0 && NodeCrypto.timingSafeEqual(digest(Redacted.value(expected)), digest(given))
+
+interface Session {
+  readonly label: string
+  readonly expiresAt: number
+}
+
+export const SESSION_TTL_SECONDS = 7 * 24 * 3600
+const MAX_SESSIONS = 10_000
+
+/** Browser sessions created by `GET /login?token=`; the cookie carries a random session id, never the token. */
+export interface SessionsService {
+  readonly create: Effect.Effect<string>
+  readonly lookup: (id: string) => Effect.Effect<Option.Option<string>>
+}
+
+export class Sessions extends Context.Tag("@yoi/workspace-server/Sessions")<Sessions, SessionsService>() {
+  static readonly layer: Layer.Layer<Sessions> = Layer.sync(Sessions, () => {
+    const sessions = new Map<string, Session>()
+    return {
+      create: Effect.sync(() => {
+        if (sessions.size >= MAX_SESSIONS) {
+          const oldest = sessions.keys().next()
+          if (oldest.done !== true) sessions.delete(oldest.value)
+        }
+        const id = NodeCrypto.randomBytes(32).toString("base64url")
+        sessions.set(id, {
+          label: NodeCrypto.randomBytes(4).toString("hex"),
+          expiresAt: Date.now() + SESSION_TTL_SECONDS * 1000
+        })
+        return id
+      }),
+      lookup: (id) =>
+        Effect.sync(() => {
+          const session = sessions.get(id)
+          if (session === undefined) return Option.none()
+          if (session.expiresAt <= Date.now()) {
+            sessions.delete(id)
+            return Option.none()
+          }
+          return Option.some(session.label)
+        })
+    }
+  })
+}
+
+const requestId = Effect.map(
+  HttpServerRequest.HttpServerRequest,
+  (request) => request.headers[REQUEST_ID_HEADER] ?? NodeCrypto.randomUUID()
+)
+
+const unsafeMethods = new Set(["POST", "PUT", "PATCH", "DELETE"])
+
+/**
+ * A cookie-authenticated command must come from this Backend's own pages: SameSite=Strict already keeps the cookie
+ * off cross-site requests, and a mismatching `Origin` is refused as well.
+ */
+const sameOrigin = Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
+  if (!unsafeMethods.has(request.method)) return true
+  const origin = request.headers.origin
+  if (origin === undefined) return true
+  const host = request.headers.host
+  return host !== undefined && URL.canParse(origin) && new URL(origin).host === host
+})
+
+const refused = new Unauthorized({
+  message: "authentication required: send Authorization: Bearer <backend token>, or open /login?token=<backend token>"
+})
+
+export const layer: Layer.Layer<Authentication, never, BackendToken | Sessions> = Layer.effect(
+  Authentication,
+  Effect.gen(function*() {
+    const { token } = yield* BackendToken
+    const sessions = yield* Sessions
+    return {
+      bearer: (given) =>
+        tokenMatches(token, Redacted.value(given))
+          ? Effect.map(requestId, (id) => ({ actor: "token", requestId: id }))
+          : Effect.fail(refused),
+      cookie: (given) =>
+        Effect.gen(function*() {
+          const label = yield* sessions.lookup(Redacted.value(given))
+          if (Option.isNone(label)) return yield* refused
+          if (!(yield* sameOrigin)) {
+            return yield* new Unauthorized({ message: "a cross-origin request cannot use the session cookie" })
+          }
+          return { actor: `session:${label.value}`, requestId: yield* requestId }
+        })
+    }
+  })
+)

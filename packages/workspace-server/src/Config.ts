@@ -1,0 +1,192 @@
+import { FileSystem } from "@effect/platform"
+import { Ids } from "@yoi/worker-runtime"
+import { Config, Data, Effect, Either, ParseResult, Redacted, Schema } from "effect"
+import * as NodePath from "node:path"
+
+/** The Backend's configuration is unusable; the message names the field. Fails the start. */
+export class BackendConfigError extends Data.TaggedError("BackendConfigError")<{ readonly message: string }> {}
+
+const RuntimeId = Schema.String.pipe(
+  Schema.pattern(/^[a-z0-9][a-z0-9-]{0,62}$/, {
+    message: () => "must be 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit"
+  })
+)
+
+const DisplayName = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200))
+
+/** `memory`, or `sqlite:<path>` (a relative path is resolved against the working directory). */
+export const StoreSpec = Schema.String.pipe(
+  Schema.filter((s) => s === "memory" || (s.startsWith("sqlite:") && s.length > "sqlite:".length), {
+    message: () => "store must be \"memory\" or \"sqlite:<path>\""
+  })
+)
+
+/** A secret reference: the name of an environment variable, or a file holding the secret. Never the secret. */
+export const TokenRef = Schema.Union(
+  Schema.Struct({ env: Schema.String.pipe(Schema.pattern(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/)) }),
+  Schema.Struct({ file: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(4096)) })
+)
+export type TokenRef = typeof TokenRef.Type
+
+const Endpoint = Schema.String.pipe(
+  Schema.filter((s) => /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(s), {
+    message: () => "endpoint must be an http:// or https:// URL"
+  })
+)
+
+/** Policy settings every runtime entry may carry. */
+const PolicyFields = {
+  /** Commands (create, input, cancel, stop, restore, delete) are refused with `Forbidden`. */
+  read_only: Schema.optional(Schema.Boolean),
+  /** The runtime is not listed and its routes answer `RuntimeNotFound`. */
+  hidden: Schema.optional(Schema.Boolean)
+}
+
+export const EmbeddedConfig = Schema.Struct({
+  runtime_id: RuntimeId,
+  display_name: Schema.optional(DisplayName),
+  store: Schema.optional(StoreSpec),
+  ...PolicyFields
+})
+export type EmbeddedConfig = typeof EmbeddedConfig.Type
+
+export const RemoteConfig = Schema.Struct({
+  runtime_id: RuntimeId,
+  display_name: Schema.optional(DisplayName),
+  endpoint: Endpoint,
+  token: TokenRef,
+  /** How long one command may take before it answers `UpstreamTimeout`. */
+  timeout_ms: Schema.optional(Schema.Int.pipe(Schema.between(100, 600_000))),
+  /** How often `/readyz` is probed. */
+  probe_interval_ms: Schema.optional(Schema.Int.pipe(Schema.between(100, 3_600_000))),
+  /** Recent events the Backend keeps for browsers that resume (default 10,000). */
+  event_backlog: Schema.optional(Schema.Int.pipe(Schema.between(1, 10_000_000))),
+  /** Undelivered events one browser may hold before it gets `stream.lagged` (default 1,024, as a runtime). */
+  subscriber_buffer: Schema.optional(Schema.Int.pipe(Schema.between(1, 10_000_000))),
+  ...PolicyFields
+})
+export type RemoteConfig = typeof RemoteConfig.Type
+
+export const LegacyPodsConfig = Schema.Struct({
+  runtime_id: RuntimeId,
+  display_name: Schema.optional(DisplayName),
+  dir: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(4096)),
+  hidden: Schema.optional(Schema.Boolean)
+})
+export type LegacyPodsConfig = typeof LegacyPodsConfig.Type
+
+/** The config file. An absent `embedded` means the default embedded runtime; `null` means none. */
+export const BackendConfig = Schema.Struct({
+  embedded: Schema.optional(Schema.NullOr(EmbeddedConfig)),
+  remotes: Schema.optional(Schema.Array(RemoteConfig).pipe(Schema.maxItems(256))),
+  legacy_pods: Schema.optional(Schema.NullOr(LegacyPodsConfig))
+})
+export type BackendConfig = typeof BackendConfig.Type
+
+/** The config after defaults and checks: the shape the rest of the Backend reads. */
+export interface ResolvedConfig {
+  readonly embedded: (EmbeddedConfig & { readonly store: string }) | undefined
+  readonly remotes: ReadonlyArray<RemoteConfig>
+  readonly legacyPods: LegacyPodsConfig | undefined
+}
+
+export const defaultEmbedded = (dataDir: string): EmbeddedConfig & { readonly store: string } => ({
+  runtime_id: "local",
+  store: `sqlite:${NodePath.join(dataDir, "local.db")}`
+})
+
+const fieldPath = (path: ReadonlyArray<PropertyKey>) =>
+  path.reduce<string>((acc, key) => (typeof key === "number" ? `${acc}[${key}]` : acc === "" ? String(key) : `${acc}.${String(key)}`), "")
+
+const describeParseError = (error: ParseResult.ParseError): string => {
+  const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
+  return issues.slice(0, 5).map((i) => {
+    const path = fieldPath(i.path)
+    return path === "" ? i.message : `${path}: ${i.message}`
+  }).join("; ")
+}
+
+const decodeConfig = Schema.decodeUnknownEither(BackendConfig, { errors: "all", onExcessProperty: "error" })
+
+/** Validates a parsed config document: schema, defaults, duplicate runtime ids. */
+export const resolve = (raw: unknown, dataDir: string): Either.Either<ResolvedConfig, BackendConfigError> => {
+  const decoded = decodeConfig(raw)
+  if (Either.isLeft(decoded)) {
+    return Either.left(new BackendConfigError({ message: `invalid config: ${describeParseError(decoded.left)}` }))
+  }
+  const config = decoded.right
+  const embedded = config.embedded === null
+    ? undefined
+    : config.embedded === undefined
+      ? defaultEmbedded(dataDir)
+      : { ...config.embedded, store: config.embedded.store ?? defaultEmbedded(dataDir).store }
+  const remotes = config.remotes ?? []
+  const legacyPods = config.legacy_pods ?? undefined
+  const seen = new Map<string, string>()
+  const entries: Array<readonly [string, string]> = [
+    ...(embedded === undefined ? [] : [[embedded.runtime_id, "embedded.runtime_id"] as const]),
+    ...remotes.map((r, i) => [r.runtime_id, `remotes[${i}].runtime_id`] as const),
+    ...(legacyPods === undefined ? [] : [[legacyPods.runtime_id, "legacy_pods.runtime_id"] as const])
+  ]
+  for (const [id, field] of entries) {
+    const first = seen.get(id)
+    if (first !== undefined) {
+      return Either.left(new BackendConfigError({
+        message: `invalid config: ${field}: runtime_id ${JSON.stringify(id)} is already used by ${first}`
+      }))
+    }
+    seen.set(id, field)
+  }
+  return Either.right({ embedded, remotes, legacyPods })
+}
+
+/** Reads and validates the config file, or returns the default (one embedded SQLite runtime) when there is none. */
+export const load = (
+  file: string | undefined,
+  dataDir: string
+): Effect.Effect<ResolvedConfig, BackendConfigError, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    if (file === undefined) return { embedded: defaultEmbedded(dataDir), remotes: [], legacyPods: undefined }
+    const fs = yield* FileSystem.FileSystem
+    const text = yield* fs.readFileString(file).pipe(
+      Effect.mapError((e) => new BackendConfigError({ message: `cannot read the config file ${file}: ${e.message}` }))
+    )
+    const raw = yield* Effect.try({
+      try: () => JSON.parse(text) as unknown,
+      catch: (e) => new BackendConfigError({ message: `the config file ${file} is not valid JSON: ${String(e)}` })
+    })
+    return yield* resolve(raw, dataDir)
+  })
+
+/**
+ * Resolves a token reference at start. `env` is read through the current `ConfigProvider` (the process environment
+ * in the binary, a map in tests); `file` is read and trimmed. A missing or empty secret fails the start.
+ */
+export const resolveToken = (
+  ref: TokenRef,
+  field: string
+): Effect.Effect<Redacted.Redacted<string>, BackendConfigError, FileSystem.FileSystem> =>
+  "env" in ref
+    ? Config.redacted(ref.env).pipe(
+      Effect.mapError(() =>
+        new BackendConfigError({ message: `invalid config: ${field}.env: environment variable ${ref.env} is not set` })
+      ),
+      Effect.filterOrFail(
+        (token) => Redacted.value(token).trim().length > 0,
+        () => new BackendConfigError({ message: `invalid config: ${field}.env: environment variable ${ref.env} is empty` })
+      )
+    )
+    : Effect.flatMap(FileSystem.FileSystem, (fs) =>
+      fs.readFileString(ref.file).pipe(
+        Effect.mapError((e) =>
+          new BackendConfigError({ message: `invalid config: ${field}.file: cannot read the token file: ${e.message}` })
+        ),
+        Effect.map((text) => text.trim()),
+        Effect.filterOrFail(
+          (text) => text.length > 0,
+          () => new BackendConfigError({ message: `invalid config: ${field}.file: the token file is empty` })
+        ),
+        Effect.map(Redacted.make)
+      ))
+
+export const isRuntimeId = Schema.is(Ids.RuntimeId)

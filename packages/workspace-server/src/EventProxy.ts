@@ -1,0 +1,131 @@
+import type { Domain } from "@yoi/worker-runtime"
+import { Chunk, Context, Effect, Either, Layer, Option, type Scope, Stream } from "effect"
+import type { CallerShape } from "./Auth.js"
+import * as CompositeCursor from "./CompositeCursor.js"
+import type * as Errors from "./Errors.js"
+import type { RuntimeHandle } from "./RuntimeHandle.js"
+import { RuntimeRegistry, type RuntimeRegistryService } from "./RuntimeRegistry.js"
+
+/**
+ * One SSE frame. `Open` is written at connect: a comment plus, when the start is known, an `id:` without data, which
+ * sets the browser's last event id without an event (a stream that drops before its first event still resumes with
+ * no gap). `Error` is the final frame of a stream that failed after it started.
+ */
+export type Frame =
+  | { readonly _tag: "Open"; readonly id: string | undefined }
+  | { readonly _tag: "Event"; readonly id: string; readonly event: string; readonly data: unknown }
+  | { readonly _tag: "Error"; readonly data: { readonly _tag: string; readonly message: string } }
+
+/**
+ * Browser event streams. `all` merges every visible runtime into one stream whose `id:` is a composite cursor that
+ * resumes each runtime where it was; `worker` is one worker's events with the runtime's own cursor. Each runtime
+ * subscription has its own bounded buffer; when one overflows the browser gets `stream.lagged` with the cursor to
+ * resume from, and the stream ends.
+ */
+export interface EventProxyService {
+  readonly all: (
+    caller: CallerShape,
+    cursor: string | undefined
+  ) => Effect.Effect<Stream.Stream<Frame>, Errors.CursorInvalid | Errors.HandleError, Scope.Scope>
+  readonly worker: (
+    caller: CallerShape,
+    runtimeId: string,
+    workerId: string,
+    cursor: string | undefined
+  ) => Effect.Effect<Stream.Stream<Frame>, Errors.RouteError, Scope.Scope>
+}
+
+export class EventProxy extends Context.Tag("@yoi/workspace-server/EventProxy")<EventProxy, EventProxyService>() {}
+
+const errorFrame = (e: { readonly _tag: string; readonly message: string }): Frame => ({
+  _tag: "Error",
+  data: { _tag: e._tag, message: e.message }
+})
+
+const eventFrame = (id: string, event: Domain.RuntimeEvent): Frame => ({
+  _tag: "Event",
+  id,
+  event: event.kind,
+  data: event
+})
+
+/** Runtimes that cannot be reached are left out of a composite stream; their position is kept in the cursor. */
+const isUnreachable = (e: Errors.HandleError) => e._tag === "RuntimeUnavailable" || e._tag === "UpstreamTimeout"
+
+export const make = (registry: RuntimeRegistryService): EventProxyService => {
+  const subscribeOne = (h: RuntimeHandle, cursor: string | undefined) =>
+    h.subscribe({ cursor }).pipe(
+      Effect.map((stream) => Option.some({ h, stream })),
+      Effect.catchIf(isUnreachable, (e) =>
+        Effect.as(Effect.logDebug(`events: runtime ${h.runtimeId} left out of the stream (${e._tag})`), Option.none()))
+    )
+
+  const all: EventProxyService["all"] = (caller, cursor) =>
+    Effect.gen(function*() {
+      const earliest = cursor === "earliest"
+      let given: CompositeCursor.Positions = new Map()
+      if (cursor !== undefined && cursor !== "" && !earliest) {
+        const decoded = CompositeCursor.decode(cursor)
+        if (Either.isLeft(decoded)) return yield* decoded.left
+        given = decoded.right
+      }
+      const handles = registry.handles(caller)
+      const positions = new Map<string, string>()
+      const subscriptions = yield* Effect.forEach(handles, (h) =>
+        Effect.gen(function*() {
+          const start = earliest ? "earliest" : given.get(h.runtimeId)
+          // The starting position is taken before subscribing so that a resume never skips what happens between.
+          const position = start ?? Option.getOrUndefined(yield* h.headCursor)
+          if (position !== undefined) positions.set(h.runtimeId, position)
+          return yield* subscribeOne(h, start ?? position)
+        }), { concurrency: "unbounded" })
+      const streams = subscriptions.flatMap((s) =>
+        Option.isSome(s)
+          ? [s.value.stream.pipe(Stream.map((event) => [s.value.h.runtimeId, event] as const))]
+          : []
+      )
+      const open: Frame = { _tag: "Open", id: CompositeCursor.encode(positions) }
+      return Stream.mergeAll(streams, { concurrency: "unbounded" }).pipe(
+        Stream.map(([runtimeId, event]): Frame => {
+          if (event.kind === "stream.lagged") {
+            const resume = CompositeCursor.encode(positions)
+            return eventFrame(resume, {
+              ...event,
+              runtime_id: runtimeId,
+              cursor: resume,
+              data: {
+                resume_cursor: resume,
+                message: `the subscription of runtime ${runtimeId} fell too far behind; resume from the cursor`
+              }
+            })
+          }
+          positions.set(runtimeId, event.cursor)
+          return eventFrame(CompositeCursor.encode(positions), event)
+        }),
+        Stream.takeUntil((frame) => frame._tag === "Event" && frame.event === "stream.lagged"),
+        Stream.catchAll((e) => Stream.make(errorFrame(e))),
+        Stream.prepend(Chunk.of(open))
+      )
+    })
+
+  const worker: EventProxyService["worker"] = (caller, runtimeId, workerId, cursor) =>
+    Effect.gen(function*() {
+      const h = yield* registry.handle(caller, runtimeId)
+      const given = cursor === "" ? undefined : cursor
+      const start = given ?? Option.getOrUndefined(yield* h.headCursor)
+      const stream = yield* h.subscribe({ cursor: start, workerId })
+      const open: Frame = { _tag: "Open", id: start === "earliest" ? undefined : start }
+      return stream.pipe(
+        Stream.map((event) => eventFrame(event.cursor, event)),
+        Stream.catchAll((e) => Stream.make(errorFrame(e))),
+        Stream.prepend(Chunk.of(open))
+      )
+    })
+
+  return { all, worker }
+}
+
+export const layer: Layer.Layer<EventProxy, never, RuntimeRegistry> = Layer.effect(
+  EventProxy,
+  Effect.map(RuntimeRegistry, make)
+)

@@ -1,0 +1,62 @@
+import { Context, Effect, Layer } from "effect"
+import type { CallerShape } from "./Auth.js"
+import type { ResolvedConfig } from "./Config.js"
+import { Forbidden } from "./Errors.js"
+import type { AuditAction } from "./Views.js"
+
+export interface RuntimeRules {
+  /** Commands are refused with `Forbidden` (and audited as denied). */
+  readonly readOnly: boolean
+  /** The runtime is not listed and answers `RuntimeNotFound`, as if it were not registered. */
+  readonly hidden: boolean
+}
+
+/** Decides, per runtime, what a caller may see and which commands it may run. */
+export interface PolicyService {
+  readonly visible: (caller: CallerShape, runtimeId: string) => boolean
+  readonly readOnly: (runtimeId: string) => boolean
+  readonly authorize: (caller: CallerShape, runtimeId: string, action: AuditAction) => Effect.Effect<void, Forbidden>
+}
+
+export class Policy extends Context.Tag("@yoi/workspace-server/Policy")<Policy, PolicyService>() {}
+
+const open: RuntimeRules = { readOnly: false, hidden: false }
+
+export const make = (rules: ReadonlyMap<string, RuntimeRules>): PolicyService => {
+  const rulesOf = (runtimeId: string) => rules.get(runtimeId) ?? open
+  return {
+    visible: (_caller, runtimeId) => !rulesOf(runtimeId).hidden,
+    readOnly: (runtimeId) => rulesOf(runtimeId).readOnly,
+    authorize: (_caller, runtimeId, action) =>
+      rulesOf(runtimeId).readOnly
+        ? Effect.fail(new Forbidden({
+          runtime_id: runtimeId,
+          action,
+          message: `runtime ${runtimeId} is read-only: ${action} is not allowed`
+        }))
+        : Effect.void
+  }
+}
+
+/** The rules written in the config file (`read_only`, `hidden` on each runtime entry). */
+export const rulesFromConfig = (config: ResolvedConfig): ReadonlyMap<string, RuntimeRules> => {
+  const rules = new Map<string, RuntimeRules>()
+  if (config.embedded !== undefined) {
+    rules.set(config.embedded.runtime_id, {
+      readOnly: config.embedded.read_only ?? false,
+      hidden: config.embedded.hidden ?? false
+    })
+  }
+  for (const remote of config.remotes) {
+    rules.set(remote.runtime_id, { readOnly: remote.read_only ?? false, hidden: remote.hidden ?? false })
+  }
+  if (config.legacyPods !== undefined) {
+    rules.set(config.legacyPods.runtime_id, { readOnly: false, hidden: config.legacyPods.hidden ?? false })
+  }
+  return rules
+}
+
+export const layer = (rules: ReadonlyMap<string, RuntimeRules>): Layer.Layer<Policy> =>
+  Layer.succeed(Policy, make(rules))
+
+export const layerConfig = (config: ResolvedConfig): Layer.Layer<Policy> => layer(rulesFromConfig(config))

@@ -1,0 +1,108 @@
+import { FileSystem, type HttpClient } from "@effect/platform"
+import { LlmEngines } from "@yoi/llm-engine"
+import { layerMemory, Runtime, type RuntimeOptions } from "@yoi/worker-runtime"
+import { layerSqlite, type SqliteOpenError } from "@yoi/worker-runtime/sqlite"
+import { Context, Data, Duration, Effect, Layer, type Scope } from "effect"
+import * as NodePath from "node:path"
+import { type BackendConfigError, type ResolvedConfig, resolveToken } from "./Config.js"
+import * as EmbeddedHandle from "./EmbeddedHandle.js"
+import * as LegacyPods from "./LegacyPods.js"
+import * as RemoteHandle from "./RemoteHandle.js"
+import type { RuntimeHandle } from "./RuntimeHandle.js"
+import { RuntimeHandles } from "./RuntimeRegistry.js"
+
+/** The embedded runtime's store could not be opened (locked by another process, schema too new, I/O). */
+export class EmbeddedStoreError extends Data.TaggedError("EmbeddedStoreError")<{
+  readonly message: string
+  readonly cause: SqliteOpenError
+}> {}
+
+export interface RuntimesOptions {
+  /** How long running turns of the embedded runtime may take to finish at shutdown. Default 5 s. */
+  readonly drainGrace?: Duration.DurationInput | undefined
+  /** Overrides for every remote (tests shorten probes and reconnects). */
+  readonly remote?: Partial<Omit<RemoteHandle.RemoteOptions, "runtimeId" | "endpoint" | "token">> | undefined
+}
+
+/**
+ * The embedded runtime from its store spec: `memory`, or `sqlite:<path>` (created with its directory). Real LLM
+ * engines are offered next to the offline `echo` default; they reach the network only when a worker asks for one.
+ */
+export const embeddedLayer = (
+  config: NonNullable<ResolvedConfig["embedded"]>
+): Layer.Layer<Runtime.Runtime, EmbeddedStoreError> => {
+  const options: RuntimeOptions = {
+    runtimeId: config.runtime_id,
+    displayName: config.display_name ?? config.runtime_id,
+    engineLayer: LlmEngines.layerFetch()
+  }
+  if (config.store === "memory") return layerMemory(options).pipe(Layer.orDie)
+  const filename = NodePath.resolve(config.store.slice("sqlite:".length))
+  return layerSqlite({ ...options, filename }).pipe(
+    Layer.mapError((cause) =>
+      // Operator-facing only (startup fails with it): the store's own message says which file and why.
+      new EmbeddedStoreError({ message: `the embedded runtime's store could not be opened: ${cause.message}`, cause })
+    )
+  )
+}
+
+const buildEmbedded = (config: NonNullable<ResolvedConfig["embedded"]>, drainGrace: Duration.DurationInput) =>
+  Effect.gen(function*() {
+    const context = yield* Layer.build(embeddedLayer(config))
+    const runtime = Context.get(context, Runtime.Runtime)
+    yield* Effect.addFinalizer(() => runtime.drain(Duration.toMillis(drainGrace)))
+    return EmbeddedHandle.make(runtime, config.display_name ?? config.runtime_id)
+  })
+
+/** Builds one handle per configured runtime, in config order: embedded, remotes, legacy pods. */
+export const fromConfig = (
+  config: ResolvedConfig,
+  options: RuntimesOptions = {}
+): Effect.Effect<
+  ReadonlyArray<RuntimeHandle>,
+  BackendConfigError | EmbeddedStoreError,
+  FileSystem.FileSystem | HttpClient.HttpClient | Scope.Scope
+> =>
+  Effect.gen(function*() {
+    const handles: Array<RuntimeHandle> = []
+    if (config.embedded !== undefined) {
+      handles.push(yield* buildEmbedded(config.embedded, options.drainGrace ?? Duration.seconds(5)))
+    }
+    for (const [i, remote] of config.remotes.entries()) {
+      const token = yield* resolveToken(remote.token, `remotes[${i}].token`)
+      handles.push(
+        yield* RemoteHandle.make({
+          ...RemoteHandle.defaults,
+          ...options.remote,
+          runtimeId: remote.runtime_id,
+          displayName: remote.display_name,
+          endpoint: remote.endpoint,
+          token,
+          ...(remote.timeout_ms === undefined ? {} : { timeout: Duration.millis(remote.timeout_ms) }),
+          ...(remote.probe_interval_ms === undefined
+            ? {}
+            : { probeInterval: Duration.millis(remote.probe_interval_ms) }),
+          ...(remote.event_backlog === undefined ? {} : { backlog: remote.event_backlog }),
+          ...(remote.subscriber_buffer === undefined ? {} : { subscriberBuffer: remote.subscriber_buffer })
+        })
+      )
+    }
+    if (config.legacyPods !== undefined) {
+      handles.push(yield* LegacyPods.make({
+        runtimeId: config.legacyPods.runtime_id,
+        displayName: config.legacyPods.display_name,
+        dir: NodePath.resolve(config.legacyPods.dir)
+      }))
+    }
+    return handles
+  })
+
+/** `RuntimeHandles` from config; the handles (and the embedded runtime) live as long as the layer. */
+export const layer = (
+  config: ResolvedConfig,
+  options: RuntimesOptions = {}
+): Layer.Layer<
+  RuntimeHandles,
+  BackendConfigError | EmbeddedStoreError,
+  FileSystem.FileSystem | HttpClient.HttpClient
+> => Layer.scoped(RuntimeHandles, fromConfig(config, options))

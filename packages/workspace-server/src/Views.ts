@@ -1,0 +1,123 @@
+import { Domain } from "@yoi/worker-runtime"
+import { Schema } from "effect"
+
+// What browsers see. Nothing here carries an endpoint, token, socket path, session path or file path.
+
+export const RuntimeKind = Schema.Literal("embedded", "remote", "legacy")
+export type RuntimeKind = typeof RuntimeKind.Type
+
+/** `online`: reached and ready; `degraded`: reached but not ready (draining, refusing us); `offline`: not reached. */
+export const RuntimeHealth = Schema.Literal("online", "degraded", "offline")
+export type RuntimeHealth = typeof RuntimeHealth.Type
+
+export const RuntimeView = Schema.Struct({
+  runtime_id: Schema.String,
+  display_name: Schema.String,
+  kind: RuntimeKind,
+  /** True for the legacy pod adapter: a read-only compatibility view, never the authority. */
+  compatibility: Schema.Boolean,
+  read_only: Schema.Boolean,
+  status: RuntimeHealth,
+  last_seen_at: Schema.optional(Schema.String),
+  /** Why the runtime is degraded or offline, in words that name no endpoint or path. */
+  status_reason: Schema.optional(Schema.String),
+  counts: Schema.optional(Domain.StatusCounts),
+  /** The runtime's own summary: the live one for an embedded runtime, the last probed one for a remote. */
+  summary: Schema.optional(Domain.RuntimeSummary)
+})
+export type RuntimeView = typeof RuntimeView.Type
+
+export const RuntimeList = Schema.Struct({ items: Schema.Array(RuntimeView) })
+export type RuntimeList = typeof RuntimeList.Type
+
+export const Liveness = Schema.Literal("alive", "stale", "inactive")
+export type Liveness = typeof Liveness.Type
+
+/** A worker as browsers see it: the runtime's view, plus compatibility fields for legacy pods. */
+export const WorkerView = Schema.Struct({
+  ...Domain.Worker.fields,
+  compatibility: Schema.optional(Schema.Boolean),
+  /** Legacy pods only: `alive` (its process runs), `stale` (allocated to a dead process), `inactive`. */
+  liveness: Schema.optional(Liveness)
+})
+export type WorkerView = typeof WorkerView.Type
+
+export const WorkerPage = Schema.Struct({
+  items: Schema.Array(WorkerView),
+  next_page_token: Schema.optional(Schema.String)
+})
+export type WorkerPage = typeof WorkerPage.Type
+
+export const CreateResult = Schema.Struct({ worker: WorkerView, created: Schema.Boolean })
+export type CreateResult = typeof CreateResult.Type
+
+export const InputAccepted = Schema.Struct({ turn_id: Schema.String, worker: WorkerView })
+export type InputAccepted = typeof InputAccepted.Type
+
+export const CancelResult = Schema.Struct({
+  cancelled: Schema.Boolean,
+  turn_id: Schema.optional(Schema.String),
+  worker: WorkerView
+})
+export type CancelResult = typeof CancelResult.Type
+
+export const DeleteResult = Schema.Struct({ worker_id: Schema.String, deleted: Schema.Boolean })
+export type DeleteResult = typeof DeleteResult.Type
+
+export const TranscriptPage = Domain.TranscriptPage
+export type TranscriptPage = Domain.TranscriptPage
+
+export const RuntimeProblem = Schema.Struct({
+  runtime_id: Schema.String,
+  _tag: Schema.String,
+  message: Schema.String
+})
+export type RuntimeProblem = typeof RuntimeProblem.Type
+
+/** `GET /api/workers`: every visible worker of every runtime; runtimes that could not answer are named. */
+export const AllWorkers = Schema.Struct({
+  items: Schema.Array(WorkerView),
+  unavailable: Schema.Array(RuntimeProblem)
+})
+export type AllWorkers = typeof AllWorkers.Type
+
+/** `GET /api/hosts`: the older host listing, one host per runtime. */
+export const HostView = Schema.Struct({
+  host_id: Schema.String,
+  runtime_id: Schema.String,
+  display_name: Schema.String,
+  kind: RuntimeKind,
+  compatibility: Schema.Boolean,
+  status: RuntimeHealth,
+  last_seen_at: Schema.optional(Schema.String),
+  worker_count: Schema.optional(Schema.Number)
+})
+export type HostView = typeof HostView.Type
+
+export const HostList = Schema.Struct({ items: Schema.Array(HostView) })
+export type HostList = typeof HostList.Type
+
+export const AuditAction = Schema.Literal("create", "input", "cancel", "stop", "restore", "delete")
+export type AuditAction = typeof AuditAction.Type
+
+export const AuditOutcome = Schema.Literal("ok", "denied", "failed")
+export type AuditOutcome = typeof AuditOutcome.Type
+
+export const AuditRecord = Schema.Struct({
+  id: Schema.Number,
+  at: Schema.String,
+  actor: Schema.String,
+  runtime_id: Schema.String,
+  worker_id: Schema.NullOr(Schema.String),
+  action: AuditAction,
+  outcome: AuditOutcome,
+  error_tag: Schema.NullOr(Schema.String),
+  request_id: Schema.String
+})
+export type AuditRecord = typeof AuditRecord.Type
+
+export const AuditPage = Schema.Struct({
+  items: Schema.Array(AuditRecord),
+  next_page_token: Schema.optional(Schema.String)
+})
+export type AuditPage = typeof AuditPage.Type

@@ -1,0 +1,152 @@
+import { NodeContext } from "@effect/platform-node"
+import { assert, describe, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Either, Redacted } from "effect"
+import * as NodeFs from "node:fs"
+import * as NodePath from "node:path"
+import * as Cli from "../src/Cli.js"
+import { load, resolve, resolveToken } from "../src/Config.js"
+import { tempDir } from "./support.js"
+
+const messageOf = (raw: unknown) =>
+  Either.match(resolve(raw, "/data"), { onLeft: (e) => e.message, onRight: () => "accepted" })
+
+const example = {
+  embedded: { runtime_id: "local", store: "sqlite:.yoi/local.db" },
+  remotes: [{
+    runtime_id: "gpu-box",
+    display_name: "GPU box",
+    endpoint: "http://10.0.0.5:38800",
+    token: { env: "GPU_BOX_TOKEN" }
+  }],
+  legacy_pods: { runtime_id: "legacy", dir: "/home/me/.yoi/pods" }
+}
+
+describe("config file", () => {
+  it("accepts the documented shape and fills defaults", () => {
+    const resolved = Either.getOrThrow(resolve(example, "/data"))
+    assert.strictEqual(resolved.embedded?.store, "sqlite:.yoi/local.db")
+    assert.strictEqual(resolved.remotes[0]!.endpoint, "http://10.0.0.5:38800")
+    assert.strictEqual(resolved.legacyPods?.dir, "/home/me/.yoi/pods")
+
+    const byDefault = Either.getOrThrow(resolve({}, "/data"))
+    assert.deepStrictEqual(byDefault.embedded, { runtime_id: "local", store: "sqlite:/data/local.db" })
+    assert.deepStrictEqual(byDefault.remotes, [])
+    const none = Either.getOrThrow(resolve({ embedded: null, remotes: [] }, "/data"))
+    assert.isUndefined(none.embedded)
+    const noStore = Either.getOrThrow(resolve({ embedded: { runtime_id: "box" } }, "/data"))
+    assert.strictEqual(noStore.embedded?.store, "sqlite:/data/local.db")
+    const token = Either.getOrThrow(resolve({ remotes: [{ ...example.remotes[0], token: { file: "/run/t" } }] }, "/d"))
+    assert.deepStrictEqual(token.remotes[0]!.token, { file: "/run/t" })
+  })
+
+  it("fails with a message naming the field", () => {
+    assert.match(messageOf({ ...example, remotes: [{ ...example.remotes[0], endpoint: "10.0.0.5:38800" }] }),
+      /^invalid config: remotes\[0\]\.endpoint: endpoint must be an http/)
+    assert.match(messageOf({ ...example, embedded: { runtime_id: "Local!" } }), /embedded\.runtime_id: must be 1-63/)
+    assert.match(messageOf({ ...example, embedded: { runtime_id: "local", store: "postgres://x" } }), /embedded\.store/)
+    assert.match(messageOf({ ...example, remotes: [{ ...example.remotes[0], token: "plain-secret" }] }),
+      /remotes\[0\]\.token/)
+    assert.match(messageOf({ ...example, remotes: [{ ...example.remotes[0], token: { env: "1BAD" } }] }),
+      /remotes\[0\]\.token/)
+    assert.match(
+      messageOf({ ...example, remotes: [{ ...example.remotes[0], timeout_ms: 5 }] }),
+      /remotes\[0\]\.timeout_ms/
+    )
+    assert.match(messageOf({ ...example, remote: [] }), /remote: is unexpected/)
+    assert.match(messageOf({ ...example, legacy_pods: { runtime_id: "legacy" } }), /legacy_pods\.dir: is missing/)
+    assert.match(messageOf([]), /^invalid config: /)
+    assert.notStrictEqual(messageOf("{}"), "accepted")
+  })
+
+  it("refuses duplicate runtime ids, naming both places", () => {
+    assert.strictEqual(
+      messageOf({ ...example, remotes: [example.remotes[0], { ...example.remotes[0] }] }),
+      "invalid config: remotes[1].runtime_id: runtime_id \"gpu-box\" is already used by remotes[0].runtime_id"
+    )
+    assert.strictEqual(
+      messageOf({ ...example, legacy_pods: { runtime_id: "local", dir: "/x" } }),
+      "invalid config: legacy_pods.runtime_id: runtime_id \"local\" is already used by embedded.runtime_id"
+    )
+    assert.match(messageOf({ remotes: [{ ...example.remotes[0], runtime_id: "local" }] }), /already used by embedded/)
+  })
+
+  it.scoped("reads a file: missing, not JSON, invalid, valid", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir()
+      const write = (name: string, text: string) => {
+        NodeFs.writeFileSync(NodePath.join(dir, name), text)
+        return NodePath.join(dir, name)
+      }
+      const run = (file: string | undefined) =>
+        load(file, dir).pipe(Effect.either, Effect.provide(NodeContext.layer))
+      const missing = yield* run(NodePath.join(dir, "nope.json"))
+      assert.isTrue(Either.isLeft(missing) && missing.left.message.startsWith("cannot read the config file"))
+      const notJson = yield* run(write("bad.json", "{ embedded: "))
+      assert.isTrue(Either.isLeft(notJson) && /is not valid JSON/.test(notJson.left.message))
+      const invalid = yield* run(write("invalid.json", JSON.stringify({ remotes: [{ runtime_id: "x" }] })))
+      assert.isTrue(Either.isLeft(invalid) && /remotes\[0\]\.endpoint: is missing/.test(invalid.left.message))
+      const valid = yield* run(write("good.json", JSON.stringify(example)))
+      assert.isTrue(Either.isRight(valid) && valid.right.remotes.length === 1)
+      const none = yield* run(undefined)
+      assert.isTrue(Either.isRight(none) && none.right.embedded?.store === `sqlite:${dir}/local.db`)
+    }))
+
+  it.scoped("resolves token references from the environment or a file, failing at start when absent", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir()
+      const file = NodePath.join(dir, "token")
+      NodeFs.writeFileSync(file, "  file-secret\n")
+      NodeFs.writeFileSync(NodePath.join(dir, "empty"), "\n")
+      const withEnv = (env: Record<string, string>) =>
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+      const fromEnv = yield* resolveToken({ env: "T" }, "remotes[0].token").pipe(
+        withEnv({ T: "env-secret" }),
+        Effect.provide(NodeContext.layer)
+      )
+      assert.strictEqual(Redacted.value(fromEnv), "env-secret")
+      const fromFile = yield* resolveToken({ file }, "remotes[0].token").pipe(Effect.provide(NodeContext.layer))
+      assert.strictEqual(Redacted.value(fromFile), "file-secret")
+      const unset = yield* resolveToken({ env: "T" }, "remotes[2].token").pipe(
+        withEnv({}),
+        Effect.flip,
+        Effect.provide(NodeContext.layer)
+      )
+      assert.strictEqual(unset.message, "invalid config: remotes[2].token.env: environment variable T is not set")
+      const empty = yield* resolveToken({ file: NodePath.join(dir, "empty") }, "remotes[0].token").pipe(
+        Effect.flip,
+        Effect.provide(NodeContext.layer)
+      )
+      assert.strictEqual(empty.message, "invalid config: remotes[0].token.file: the token file is empty")
+    }))
+})
+
+describe("command line", () => {
+  it("parses flags into config keys, and rejects unknown ones", () => {
+    const parsed = Either.getOrThrow(Cli.parseArgs(["--bind", "0.0.0.0:0", "--config=/etc/yoi.json", "--data-dir", "d"]))
+    assert.deepStrictEqual(parsed, new Map([
+      ["YOI_BACKEND_BIND", "0.0.0.0:0"],
+      ["YOI_BACKEND_CONFIG", "/etc/yoi.json"],
+      ["YOI_BACKEND_DATA_DIR", "d"]
+    ]))
+    assert.strictEqual(Either.getOrThrow(Cli.parseArgs(["--help"])), "help")
+    assert.isTrue(Either.isLeft(Cli.parseArgs(["--port", "1"])))
+    assert.isTrue(Either.isLeft(Cli.parseArgs(["--bind"])))
+  })
+
+  it("parses --bind", () => {
+    assert.deepStrictEqual(Either.getOrThrow(Cli.parseBind("127.0.0.1:8787")), { host: "127.0.0.1", port: 8787 })
+    assert.deepStrictEqual(Either.getOrThrow(Cli.parseBind("[::1]:0")), { host: "::1", port: 0 })
+    assert.deepStrictEqual(Either.getOrThrow(Cli.parseBind(":9000")), { host: "0.0.0.0", port: 9000 })
+    assert.isTrue(Either.isLeft(Cli.parseBind("localhost")))
+    assert.isTrue(Either.isLeft(Cli.parseBind("localhost:99999")))
+  })
+
+  it.effect("reads flags before the environment", () =>
+    Effect.gen(function*() {
+      const flags = Either.getOrThrow(Cli.parseArgs(["--bind", "127.0.0.1:0"]))
+      assert.notStrictEqual(flags, "help")
+      if (flags === "help") return
+      const settings = yield* Cli.settings.pipe(Effect.withConfigProvider(Cli.configProvider(flags)))
+      assert.strictEqual(settings.bind, "127.0.0.1:0")
+    }))
+})
