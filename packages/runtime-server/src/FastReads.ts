@@ -2,6 +2,7 @@ import {
   HttpApi,
   type HttpApp,
   HttpRouter,
+  HttpServerError,
   HttpServerRequest,
   HttpServerResponse
 } from "@effect/platform"
@@ -96,7 +97,10 @@ export const make = (
           return Effect.matchEffect(read(input), respond)
         })))
       const fallback = HttpRouter.makeRoute("*", "*", app)
-      const fast = Effect.runSync(HttpRouter.toHttpApp(HttpRouter.fromIterable([...routes, fallback])))
+      const routed = Effect.runSync(HttpRouter.toHttpApp(HttpRouter.fromIterable([...routes, fallback])))
+      // A path the router cannot match at all (a malformed %-escape, a segment over its length limit) misses the
+      // fallback too: the HttpApi app answers it, with its typed errors.
+      const fast = Effect.catchIf(routed, (e) => e instanceof HttpServerError.RouteNotFound, () => app)
       return Effect.flatMap(
         HttpServerRequest.HttpServerRequest,
         (request) => (request.method === "GET" ? fast : app)

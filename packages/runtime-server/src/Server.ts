@@ -13,7 +13,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { RuntimeApi } from "@yoi/runtime-api"
 import { Runtime } from "@yoi/worker-runtime"
 import { Effect, identity, Layer, Option } from "effect"
-import { createServer, type Server as NodeServer } from "node:http"
+import type { Server as NodeServer } from "node:http"
 import * as Auth from "./Auth.js"
 import * as EventsHandlers from "./EventsHandlers.js"
 import * as FastReads from "./FastReads.js"
@@ -133,7 +133,7 @@ export const layer = (
   options: ListenOptions
 ): Layer.Layer<HttpServer.HttpServer, HttpServerError.ServeError, Runtime.Runtime> =>
   Layer.unwrapEffect(Effect.sync(() => {
-    const server = createServer()
+    const server = HttpErrors.createServer()
     const http = NodeHttpServer.layer(() => server, { host: options.host, port: options.port })
     const served = layerApp(options).pipe(
       Layer.provideMerge(Shutdown.layer),

@@ -1,7 +1,8 @@
-import { Chunk, Context, Effect, Either, Layer, Mailbox, Option, Scope, Stream } from "effect"
+import { Chunk, Context, Effect, Either, Layer, Option, Scope, Stream } from "effect"
 import * as Cursor from "./Cursor.js"
 import { ephemeralKinds, type EventKind, type RuntimeEvent } from "./Domain.js"
 import { CursorExpired, CursorInvalid, RuntimeUnavailable } from "./Errors.js"
+import * as Fanout from "./Fanout.js"
 import { type StoreError, WorkerStore } from "./WorkerStore.js"
 
 /** An event before the log gives it a place: `seq`, `cursor` and `runtime_id` are filled in by `append`. */
@@ -76,14 +77,6 @@ export interface EventLogService {
 
 export class EventLog extends Context.Tag("@yoi/worker-runtime/EventLog")<EventLog, EventLogService>() {}
 
-const LAGGED: unique symbol = Symbol("lagged")
-type Item = RuntimeEvent | typeof LAGGED
-
-interface Subscriber {
-  readonly queue: Mailbox.Mailbox<Item>
-  readonly matches: (event: RuntimeEvent) => boolean
-}
-
 const REPLAY_PAGE = 1000
 
 export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =>
@@ -93,26 +86,11 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
     const ring: Array<RuntimeEvent | undefined> = new Array(capacity)
     let ringSize = 0
     let lastSeq = options.lastSeq
-    const subscribers = new Set<Subscriber>()
+    const fanout = Fanout.make<RuntimeEvent>({ buffer: options.subscriberBuffer })
     const lock = yield* Effect.makeSemaphore(1)
 
     const ringLow = () => lastSeq - ringSize + 1
     const ringGet = (seq: number) => ring[seq % capacity]!
-
-    const fanOut = (event: RuntimeEvent) => {
-      for (const sub of subscribers) {
-        if (!sub.matches(event)) continue
-        const size = sub.queue.unsafeSize()
-        if (Option.isNone(size)) {
-          subscribers.delete(sub)
-        } else if (size.value >= options.subscriberBuffer) {
-          subscribers.delete(sub)
-          sub.queue.unsafeOffer(LAGGED)
-        } else {
-          sub.queue.unsafeOffer(event)
-        }
-      }
-    }
 
     const stamp = (drafts: ReadonlyArray<EventDraft>): Array<RuntimeEvent> => {
       const at = new Date().toISOString()
@@ -138,7 +116,7 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
         lastSeq = event.seq
         ring[event.seq % capacity] = event
         if (ringSize < capacity) ringSize += 1
-        fanOut(event)
+        fanout.publish(event)
       }
     }
 
@@ -241,19 +219,13 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
       Effect.gen(function*() {
         const start = yield* resolveStart(o.cursor)
         const matches = matcher(o)
-        const queue = yield* Mailbox.make<Item>(options.subscriberBuffer + 1)
-        // Registration and the replay snapshot happen in one synchronous step: events up to `upTo` come from the
-        // backlog and everything after it from the queue, so there is no gap and no duplicate.
-        const { upTo, ringFrom, ringPart } = yield* Effect.acquireRelease(
-          Effect.sync(() => {
-            const sub: Subscriber = { queue, matches }
-            subscribers.add(sub)
-            const low = ringLow()
-            const ringFrom = Math.max(low, start + 1)
-            return { sub, upTo: lastSeq, ringFrom, ringPart: replayFromRing(ringFrom - 1, lastSeq, matches) }
-          }),
-          ({ sub }) => Effect.zipRight(Effect.sync(() => subscribers.delete(sub)), queue.shutdown)
-        )
+        // The replay snapshot is taken as the subscriber registers: events up to `upTo` come from the backlog and
+        // everything after it from the subscription, so there is no gap and no duplicate.
+        const { live, snapshot: { ringFrom, ringPart, upTo } } = yield* fanout.subscribe(() => {
+          const ringFrom = Math.max(ringLow(), start + 1)
+          const ringPart = replayFromRing(ringFrom - 1, lastSeq, matches)
+          return { matches, snapshot: { upTo: lastSeq, ringFrom, ringPart } }
+        })
         if (start + 1 < ringFrom && options.durable === undefined) {
           // The backlog moved past the cursor between validation and registration.
           return yield* new CursorExpired({
@@ -266,38 +238,20 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
         const replay = start + 1 >= ringFrom || options.durable === undefined
           ? Stream.fromIterable(ringPart)
           : replayFromStore(options.durable, start, ringFrom, upTo, ringPart, matches)
-        const live = Mailbox.toStream(queue)
-        let last = Cursor.encode(epoch, start)
-        let lastSeqSeen = start
-        return Stream.concat(replay, live).pipe(
-          Stream.map((item): RuntimeEvent => {
-            if (item === LAGGED) {
-              return {
-                cursor: last,
-                seq: lastSeqSeen,
-                runtime_id: runtimeId,
-                ...(o.workerId === undefined ? {} : { worker_id: o.workerId }),
-                kind: "stream.lagged",
-                at: new Date().toISOString(),
-                data: {
-                  resume_cursor: last,
-                  message: `subscriber fell more than ${options.subscriberBuffer} events behind; resume from the cursor`
-                }
-              }
-            }
-            last = item.cursor
-            lastSeqSeen = item.seq
-            return item
-          }),
-          Stream.takeUntil((e) => e.kind === "stream.lagged")
-        )
+        return Fanout.untilLagged(Stream.concat(replay, live), {
+          runtimeId,
+          workerId: o.workerId,
+          cursor: Cursor.encode(epoch, start),
+          seq: start,
+          message: `subscriber fell more than ${options.subscriberBuffer} events behind; resume from the cursor`
+        })
       })
 
     return {
       epoch,
       headCursor: () => Cursor.encode(epoch, lastSeq),
       lastSeq: () => lastSeq,
-      subscriberCount: () => subscribers.size,
+      subscriberCount: fanout.size,
       append,
       consistent: locked,
       subscribe

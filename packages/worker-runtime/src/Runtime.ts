@@ -167,11 +167,29 @@ const formatParseError = (error: ParseResult.ParseError): InvalidInput => {
   return new InvalidInput({ message: message || "invalid input", ...(field === undefined ? {} : { field }) })
 }
 
+/** Input nested deeper than this is refused before decoding: formatting a failure on it would overflow the stack. */
+export const MAX_INPUT_DEPTH = 64
+
+const deeperThan = (input: unknown, max: number): boolean => {
+  const stack: Array<readonly [unknown, number]> = [[input, 0]]
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop()!
+    if (value === null || typeof value !== "object") continue
+    if (depth >= max) return true
+    for (const child of Array.isArray(value) ? value : Object.values(value)) stack.push([child, depth + 1])
+  }
+  return false
+}
+
+const tooDeep = new InvalidInput({ message: `the input nests deeper than ${MAX_INPUT_DEPTH} levels` })
+
 /** Decodes unknown input with a schema, failing with a readable `InvalidInput`. */
 export const decodeInput = <A, I>(schema: Schema.Schema<A, I>) => {
   const decode = Schema.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "error" })
   return (input: unknown): Effect.Effect<A, InvalidInput> =>
-    Either.match(decode(input), { onLeft: (e) => Effect.fail(formatParseError(e)), onRight: Effect.succeed })
+    deeperThan(input, MAX_INPUT_DEPTH)
+      ? Effect.fail(tooDeep)
+      : Either.match(decode(input), { onLeft: (e) => Effect.fail(formatParseError(e)), onRight: Effect.succeed })
 }
 
 const decodeCreate = decodeInput(CreateWorker)

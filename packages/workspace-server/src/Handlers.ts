@@ -29,9 +29,19 @@ const readJson = (
       message: `the request body is larger than ${MAX_BODY_BYTES} bytes`
     }))
   }
+  const type = request.headers["content-type"]
+  if (type !== undefined && !isJsonType(type)) {
+    return Effect.fail(new InvalidInput({ message: "the request body must be JSON sent as Content-Type: application/json" }))
+  }
   return request.json.pipe(
     Effect.mapError(() => new InvalidInput({ message: "the request body must be a JSON object" }))
   )
+}
+
+/** A form or text body is refused even when it parses as JSON: only `application/json` (any parameters) is read. */
+const isJsonType = (contentType: string) => {
+  const semi = contentType.indexOf(";")
+  return (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase() === "application/json"
 }
 
 export interface SseOptions {

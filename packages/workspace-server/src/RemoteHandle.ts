@@ -1,6 +1,6 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { RuntimeClient, RuntimeEvents } from "@yoi/runtime-api"
-import { type Domain, Runtime } from "@yoi/worker-runtime"
+import { type Domain, Ids, Runtime } from "@yoi/worker-runtime"
 import { Duration, Effect, Option, Redacted, Schedule, Schema, type Scope, Stream } from "effect"
 import * as Errors from "./Errors.js"
 import * as Hub from "./internal/Hub.js"
@@ -38,6 +38,7 @@ interface Health {
 }
 
 const isStatus = Schema.is(Schema.Literal("idle", "running", "stopped"))
+const isWorkerId = Schema.is(Ids.WorkerId)
 
 const ErrorBody = Schema.Struct({ _tag: Schema.String, message: Schema.String })
 const decodeErrorBody = Schema.decodeUnknownOption(Schema.parseJson(ErrorBody))
@@ -132,12 +133,22 @@ export const make = (
           })
       })
 
-    /** A call to the runtime: fails fast while the last probe found it offline (and probes again at once). */
+    /**
+     * A call to the runtime: fails fast while the last probe found it offline (and probes again at once). A worker id
+     * is checked first: the derived client puts it into the URL path unescaped, where `..` or `/` would address
+     * another route of the runtime than the one audited and authorized.
+     */
     const call = <A, E extends { readonly _tag: string }>(
       effect: Effect.Effect<A, E>,
       workerId?: string
     ): Effect.Effect<A, Errors.HandleError> =>
       Effect.suspend(() => {
+        if (workerId !== undefined && !isWorkerId(workerId)) {
+          return Effect.fail(new Errors.InvalidInput({
+            field: "worker_id",
+            message: `worker_id ${JSON.stringify(workerId.slice(0, 140))} is malformed`
+          }))
+        }
         if (health.probed && health.status === "offline") {
           return Effect.zipRight(kickProbe, Effect.fail(unreachable()))
         }

@@ -2,16 +2,15 @@ import {
   FileSystem,
   Headers,
   HttpApiBuilder,
-  HttpApiError,
   HttpApp,
   HttpIncomingMessage,
   type HttpRouter,
   HttpServer,
-  HttpServerError,
   HttpServerRequest,
   HttpServerResponse
 } from "@effect/platform"
-import { Cause, Duration, Effect, Layer, Option } from "effect"
+import { HttpErrors } from "@yoi/runtime-server"
+import { Duration, Effect, Layer, Option } from "effect"
 import * as NodeCrypto from "node:crypto"
 import type { Audit } from "./Audit.js"
 import * as Auth from "./Auth.js"
@@ -26,19 +25,6 @@ export interface ServerOptions {
   readonly heartbeat?: Duration.DurationInput | undefined
   /** Larger bodies are refused with `PayloadTooLarge` (413). Default 8 MiB. */
   readonly maxBodyBytes?: number | undefined
-}
-
-const readable = (error: HttpApiError.HttpApiDecodeError): InvalidInput => {
-  const issue = error.issues[0]
-  const field = issue === undefined || issue.path.length === 0 ? undefined : issue.path.join(".")
-  const message = error.issues.slice(0, 3)
-    .map((i) => (i.path.length > 0 ? `${i.path.join(".")}: ${i.message}` : i.message)).join("; ")
-  return new InvalidInput({ message: message || "invalid request", ...(field === undefined ? {} : { field }) })
-}
-
-const pathOf = (url: string) => {
-  const q = url.indexOf("?")
-  return (q === -1 ? url : url.slice(0, q)).slice(0, 200)
 }
 
 const validRequestId = /^[A-Za-z0-9._:-]{1,100}$/
@@ -58,10 +44,10 @@ const securityHeaders = {
  * oversized bodies `PayloadTooLarge`.
  */
 const guardLayer = (maxBodyBytes: number) => {
-  const tooLarge = new PayloadTooLarge({
-    limit_bytes: maxBodyBytes,
-    message: `the request body is larger than ${maxBodyBytes} bytes`
-  })
+  const { lengthRequired, toApiError, tooLarge } = HttpErrors.make(
+    { InvalidInput, PayloadTooLarge, RouteNotFound },
+    { maxBodyBytes }
+  )
   return HttpApiBuilder.middleware(BrowserApi, (app) =>
     Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
@@ -74,46 +60,23 @@ const guardLayer = (maxBodyBytes: number) => {
       )
       const length = request.headers["content-length"]
       if (length !== undefined && Number(length) > maxBodyBytes) return yield* tooLarge
+      // Past the limit the platform's body reader destroys the socket, so a 413 could not be sent: require a length.
+      if (length === undefined && request.headers["transfer-encoding"] !== undefined) return yield* lengthRequired
       const withId = request.modify({ headers: Headers.set(request.headers, Auth.REQUEST_ID_HEADER, requestId) })
       return yield* Effect.provideService(app, HttpServerRequest.HttpServerRequest, withId).pipe(
-        Effect.catchAllCause((cause): Effect.Effect<never, InvalidInput | PayloadTooLarge | RouteNotFound> => {
-          if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
-          const failure = Cause.failureOption(cause as Cause.Cause<unknown>)
-          if (Option.isSome(failure)) {
-            const error = failure.value
-            if (error instanceof HttpApiError.HttpApiDecodeError) return Effect.fail(readable(error))
-            if (error instanceof HttpServerError.RouteNotFound) {
-              const path = pathOf(request.url)
-              return Effect.fail(
-                new RouteNotFound({ method: request.method, path, message: `no route for ${request.method} ${path}` })
-              )
-            }
-            return Effect.failCause(cause)
-          }
-          const defect = Cause.dieOption(cause)
-          if (Option.isSome(defect) && defect.value instanceof HttpServerError.RequestError) {
-            return Effect.fail(new InvalidInput({ message: "the request body could not be read" }))
-          }
-          return Effect.failCause(cause)
-        })
+        Effect.catchAllCause(toApiError(request))
       )
     }))
 }
 
-const internalError = HttpServerResponse.unsafeJson(
+/** The outermost guard: whatever still escapes is logged with its cause and answered as a typed 500. */
+const guard = HttpErrors.guardWith(HttpServerResponse.unsafeJson(
   {
     _tag: "InternalError",
     message: "the Backend failed unexpectedly; the cause is in its log"
   } satisfies typeof InternalError.Encoded,
   { status: 500, headers: securityHeaders }
-)
-
-/** The outermost guard: whatever still escapes is logged with its cause and answered as a typed 500. */
-const guard = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<never, R> =>
-  Effect.catchAllCause(app, (cause) =>
-    Cause.isInterruptedOnly(cause)
-      ? Effect.failCause(cause as Cause.Cause<never>)
-      : Effect.as(Effect.logError("request failed unexpectedly", cause), internalError))
+))
 
 /**
  * The browser API served over whatever `HttpServer` is provided. The `Authentication` implementation is provided

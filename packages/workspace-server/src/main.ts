@@ -1,7 +1,7 @@
 import { FileSystem, HttpServer } from "@effect/platform"
 import { NodeContext, NodeHttpClient, NodeHttpServer, NodeRuntime } from "@effect/platform-node"
+import { HttpErrors } from "@yoi/runtime-server"
 import { Cause, Console, Effect, Either, Layer, Option, Redacted } from "effect"
-import { createServer } from "node:http"
 import * as NodePath from "node:path"
 import { BackendToken } from "./Auth.js"
 import * as Backend from "./Backend.js"
@@ -36,7 +36,7 @@ const backend = Effect.gen(function*() {
   // The ready line comes only after every runtime, the audit store and the server are up.
   return announce.pipe(
     Layer.provideMerge(Backend.layer({ config, auditDatabase: NodePath.join(dataDir, "backend.db") })),
-    Layer.provide(NodeHttpServer.layer(createServer, { host: bind.host, port: bind.port }))
+    Layer.provide(NodeHttpServer.layer(HttpErrors.createServer, { host: bind.host, port: bind.port }))
   )
 }).pipe(Layer.unwrapEffect)
 

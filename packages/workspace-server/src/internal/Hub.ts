@@ -1,20 +1,10 @@
-import { Cursor, type Domain } from "@yoi/worker-runtime"
-import { Effect, Either, Option, Queue, type Scope, Stream } from "effect"
+import { Cursor, type Domain, Fanout } from "@yoi/worker-runtime"
+import { Effect, Either, Option, type Scope, Stream } from "effect"
 
 // The fan-out behind one upstream subscription: a bounded ring of recent events (for resume) and, per browser, a
-// bounded queue. A browser that falls `subscriberBuffer` events behind gets a final `stream.lagged` event with the
-// cursor to resume from, exactly as a runtime treats its own subscribers: a slow browser never holds the upstream
+// bounded buffer (a `Fanout`, as the runtime's own event log uses). A browser that falls `subscriberBuffer` events
+// behind gets a final `stream.lagged` event with the cursor to resume from: a slow browser never holds the upstream
 // back and never silently loses events.
-
-const LAGGED: unique symbol = Symbol("lagged")
-type Item = Domain.RuntimeEvent | typeof LAGGED
-
-interface Subscriber {
-  readonly queue: Queue.Queue<Item>
-  readonly matches: (event: Domain.RuntimeEvent) => boolean
-  /** Events at or before this seq are skipped (a cursor the hub has not reached yet). */
-  readonly after: number
-}
 
 export type Coverage =
   /** The hub can serve everything after the cursor: from its ring, or live once it gets there. */
@@ -54,14 +44,9 @@ export const make = (options: HubOptions): Hub => {
   let epoch: string | undefined
   let lastSeq = -1
   let headCursor: Option.Option<string> = Option.none()
-  const subscribers = new Set<Subscriber>()
+  const fanout = Fanout.make<Domain.RuntimeEvent>({ buffer: options.subscriberBuffer })
 
   const ringLow = () => lastSeq - ringSize + 1
-
-  const endAll = () => {
-    for (const sub of subscribers) sub.queue.unsafeOffer(LAGGED)
-    subscribers.clear()
-  }
 
   const adopt = (cursor: string) => {
     const decoded = Cursor.decode(cursor)
@@ -80,7 +65,7 @@ export const make = (options: HubOptions): Hub => {
       if (epoch === undefined || event.seq !== lastSeq + 1) {
         const pos = Cursor.decode(event.cursor)
         if (Either.isRight(pos) && pos.right.epoch !== epoch) {
-          if (epoch !== undefined) endAll()
+          if (epoch !== undefined) fanout.endAll()
           epoch = pos.right.epoch
           ringSize = 0
         }
@@ -90,23 +75,12 @@ export const make = (options: HubOptions): Hub => {
       ring[event.seq % capacity] = event
       if (ringSize < capacity) ringSize += 1
       headCursor = Option.some(event.cursor)
-      for (const sub of subscribers) {
-        if (event.seq <= sub.after || !sub.matches(event)) continue
-        const size = sub.queue.unsafeSize()
-        if (Option.isNone(size)) {
-          subscribers.delete(sub)
-        } else if (size.value >= options.subscriberBuffer) {
-          subscribers.delete(sub)
-          sub.queue.unsafeOffer(LAGGED)
-        } else {
-          sub.queue.unsafeOffer(event)
-        }
-      }
+      fanout.publish(event)
     }
   }
 
   const reset = () => {
-    endAll()
+    fanout.endAll()
     ringSize = 0
     epoch = undefined
     lastSeq = -1
@@ -130,52 +104,31 @@ export const make = (options: HubOptions): Hub => {
   const subscribe: Hub["subscribe"] = (o) =>
     Effect.gen(function*() {
       const workerId = o.workerId
-      const matches = workerId === undefined
+      const byWorker = workerId === undefined
         ? () => true
         : (e: Domain.RuntimeEvent) => e.worker_id === workerId
-      const queue = yield* Queue.bounded<Item>(options.subscriberBuffer + 1)
-      // Registration and the replay snapshot happen in one synchronous step: no gap and no duplicate.
-      const { replay, start } = yield* Effect.acquireRelease(
-        Effect.sync(() => {
-          const start = o.after ?? lastSeq
-          const sub: Subscriber = { queue, matches, after: Math.max(start, lastSeq) }
-          subscribers.add(sub)
-          const replay: Array<Domain.RuntimeEvent> = []
-          for (let seq = Math.max(start + 1, ringLow()); seq <= lastSeq; seq++) {
-            const e = ring[seq % capacity]!
-            if (matches(e)) replay.push(e)
-          }
-          return { sub, replay, start }
-        }),
-        ({ sub }) => Effect.zipRight(Effect.sync(() => subscribers.delete(sub)), Queue.shutdown(queue))
-      )
-      let last = o.after !== undefined && epoch !== undefined
-        ? Cursor.encode(epoch, start)
-        : Option.getOrElse(headCursor, () => "")
-      let lastSeen = start
-      return Stream.concat(Stream.fromIterable(replay), Stream.fromQueue(queue, { maxChunkSize: 512 })).pipe(
-        Stream.map((item): Domain.RuntimeEvent => {
-          if (item === LAGGED) {
-            return {
-              cursor: last,
-              seq: lastSeen,
-              runtime_id: options.runtimeId,
-              ...(workerId === undefined ? {} : { worker_id: workerId }),
-              kind: "stream.lagged",
-              at: new Date().toISOString(),
-              data: {
-                resume_cursor: last,
-                message: `subscriber fell more than ${options.subscriberBuffer} events behind (or the runtime's ` +
-                  "event stream was reset); resume from the cursor"
-              }
-            }
-          }
-          last = item.cursor
-          lastSeen = item.seq
-          return item
-        }),
-        Stream.takeUntil((e) => e.kind === "stream.lagged")
-      )
+      // The replay snapshot is taken as the subscriber registers: no gap and no duplicate.
+      const { live, snapshot: { replay, start } } = yield* fanout.subscribe(() => {
+        const start = o.after ?? lastSeq
+        // Events at or before `after` are skipped live (a cursor the hub has not reached yet).
+        const after = Math.max(start, lastSeq)
+        const replay: Array<Domain.RuntimeEvent> = []
+        for (let seq = Math.max(start + 1, ringLow()); seq <= lastSeq; seq++) {
+          const e = ring[seq % capacity]!
+          if (byWorker(e)) replay.push(e)
+        }
+        return { matches: (e) => e.seq > after && byWorker(e), snapshot: { replay, start } }
+      })
+      return Fanout.untilLagged(Stream.concat(Stream.fromIterable(replay), live), {
+        runtimeId: options.runtimeId,
+        workerId,
+        cursor: o.after !== undefined && epoch !== undefined
+          ? Cursor.encode(epoch, start)
+          : Option.getOrElse(headCursor, () => ""),
+        seq: start,
+        message: `subscriber fell more than ${options.subscriberBuffer} events behind (or the runtime's ` +
+          "event stream was reset); resume from the cursor"
+      })
     })
 
   return {
@@ -184,7 +137,7 @@ export const make = (options: HubOptions): Hub => {
     reset,
     head: () => headCursor,
     covers,
-    subscriberCount: () => subscribers.size,
+    subscriberCount: fanout.size,
     subscribe
   }
 }
