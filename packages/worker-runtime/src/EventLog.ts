@@ -206,13 +206,20 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
       upTo: number,
       ringPart: ReadonlyArray<RuntimeEvent>,
       matches: (e: RuntimeEvent) => boolean
-    ): Stream.Stream<RuntimeEvent, RuntimeUnavailable> =>
+    ): Stream.Stream<RuntimeEvent | Fanout.Lagged, RuntimeUnavailable> =>
       Stream.paginateChunkEffect(from, (after) =>
-        Effect.map(durable.readAfter(after, REPLAY_PAGE), (page) => {
+        Effect.zipWith(durable.readAfter(after, REPLAY_PAGE), durable.retainedFrom, (page, retained) => {
+          // Events after `after` were pruned while this replay waited: end it as lagged rather than skip them.
+          if (Option.isSome(retained) && retained.value - 1 > after) {
+            return [Chunk.of<RuntimeEvent | Fanout.Lagged>(Fanout.LAGGED), Option.none<number>()] as const
+          }
           const below = page.filter((e) => e.seq < ringFrom)
           const done = page.length < REPLAY_PAGE || below.length < page.length
           const next = page.length === 0 ? after : page[page.length - 1]!.seq
-          return [Chunk.fromIterable(below.filter(matches)), done ? Option.none() : Option.some(next)] as const
+          return [
+            Chunk.fromIterable<RuntimeEvent | Fanout.Lagged>(below.filter(matches)),
+            done ? Option.none<number>() : Option.some(next)
+          ] as const
         })).pipe(Stream.concat(Stream.fromIterable(ringPart.filter((e) => e.seq <= upTo))))
 
     const subscribe: EventLogService["subscribe"] = (o) =>

@@ -553,19 +553,22 @@ export const make: Effect.Effect<
     )
   }
 
-  /** Interrupts the running turn (if any) and records it as cancelled; holds the worker lock. */
+  /**
+   * Interrupts the running turn (if any) and records it as cancelled; holds the worker lock. Uninterruptible: a
+   * caller interrupted after the turn's fiber was stopped would leave the worker running with no turn behind it.
+   */
   const cancelLocked = (
     state: WorkerState,
     nextStatus: "idle" | "stopped",
     notice?: { readonly code: string; readonly message: string }
   ) =>
-    Effect.gen(function*() {
+    Effect.uninterruptible(Effect.gen(function*() {
       const turn = state.turn
       if (turn === undefined) return undefined
       if (turn.fiber !== undefined) yield* Fiber.interrupt(turn.fiber)
       yield* finishLocked(state, turn, "cancelled", { reason: "cancelled", nextStatus, notice })
       return turn.turnId
-    })
+    }))
 
   const startTurnLocked = (state: WorkerState, text: string) =>
     Effect.gen(function*() {
@@ -651,49 +654,51 @@ export const make: Effect.Effect<
           (engine.value.tools.length > 0 ? ` (it offers ${engine.value.tools.join(", ")})` : " (it offers no tools)")
       })
     }
-    const created = yield* registryLock.withPermits(1)(Effect.gen(function*() {
+    return yield* registryLock.withPermits(1)(Effect.gen(function*() {
       const workerId = spec.worker_id ?? makeWorkerId()
       const existing = workers.get(workerId)
       if (existing !== undefined && !existing.deleted) {
-        if (specKey(existing.record.spec) === specKey(spec)) return { state: existing, created: false }
+        if (specKey(existing.record.spec) === specKey(spec)) {
+          return { worker: view(existing.record), created: false } satisfies CreateResult
+        }
         return yield* WorkerAlreadyExists.of(workerId)
       }
-      if (spec.scope !== undefined) yield* allocations.allocate(workerId, spec.scope)
-      const at = now()
-      const record: WorkerRecord = {
-        worker_id: workerId,
-        spec: { ...spec, worker_id: workerId },
-        status: "idle",
-        created_at: at,
-        updated_at: at,
-        current_turn_id: undefined,
-        last_turn: undefined,
-        usage: emptyUsage,
-        transcript_length: 0,
-        revision: 1
-      }
-      const state: WorkerState = { record, lock: Effect.unsafeMakeSemaphore(1), turn: undefined, deleted: false }
-      yield* commit(
-        [{ worker_id: workerId, kind: "worker.created", data: { worker: view(record) } }],
-        { workers: [record] },
-        () => workers.set(workerId, state)
-      ).pipe(
-        Effect.tapError(() => (spec.scope === undefined ? Effect.void : Effect.ignore(allocations.release(workerId))))
-      )
-      return { state, created: true }
+      // Allocation, record and initial turn in one uninterruptible step under the new worker's lock: an interrupted
+      // caller cannot leak the allocation, and no other command can reach the worker before its initial turn.
+      return yield* Effect.uninterruptible(Effect.gen(function*() {
+        if (spec.scope !== undefined) yield* allocations.allocate(workerId, spec.scope)
+        const at = now()
+        const record: WorkerRecord = {
+          worker_id: workerId,
+          spec: { ...spec, worker_id: workerId },
+          status: "idle",
+          created_at: at,
+          updated_at: at,
+          current_turn_id: undefined,
+          last_turn: undefined,
+          usage: emptyUsage,
+          transcript_length: 0,
+          revision: 1
+        }
+        const state: WorkerState = { record, lock: Effect.unsafeMakeSemaphore(1), turn: undefined, deleted: false }
+        return yield* state.lock.withPermits(1)(Effect.gen(function*() {
+          yield* commit(
+            [{ worker_id: workerId, kind: "worker.created", data: { worker: view(record) } }],
+            { workers: [record] },
+            () => workers.set(workerId, state)
+          ).pipe(
+            Effect.tapError(() =>
+              spec.scope === undefined ? Effect.void : Effect.ignore(allocations.release(workerId))
+            )
+          )
+          if (spec.initial_input === undefined) return { worker: view(record), created: true } satisfies CreateResult
+          const accepted = yield* startTurnLocked(state, spec.initial_input).pipe(
+            Effect.catchTags({ WorkerBusy: (e) => Effect.die(e), WorkerStopped: (e) => Effect.die(e) })
+          )
+          return { worker: accepted.worker, created: true } satisfies CreateResult
+        }))
+      }))
     }))
-    if (created.created && spec.initial_input !== undefined) {
-      const accepted = yield* withWorker(created.state.record.worker_id, (s) =>
-        startTurnLocked(s, spec.initial_input!)).pipe(
-        Effect.catchTags({
-          WorkerBusy: (e) => Effect.die(e),
-          WorkerStopped: (e) => Effect.die(e),
-          WorkerNotFound: (e) => Effect.die(e)
-        })
-      )
-      return { worker: accepted.worker, created: true } satisfies CreateResult
-    }
-    return { worker: view(created.state.record), created: created.created } satisfies CreateResult
   })
 
   const cancel = Effect.fn("Runtime.cancel")(function*(workerId: string) {
@@ -749,17 +754,18 @@ export const make: Effect.Effect<
             message: `worker ${workerId} is ${state.record.status}; stop it before deleting it`
           })
         }
-        yield* commit([{ worker_id: workerId, kind: "worker.deleted", data: { worker_id: workerId } }], {
-          deleted: [state.record.worker_id]
-        }, () => {
-          state.deleted = true
-          workers.delete(workerId)
-        })
-        if (state.record.spec.scope !== undefined) {
-          yield* allocations.release(workerId).pipe(
+        // Uninterruptible, so a caller interrupted once the delete is committed cannot leak the allocation.
+        yield* Effect.uninterruptible(Effect.zipRight(
+          commit([{ worker_id: workerId, kind: "worker.deleted", data: { worker_id: workerId } }], {
+            deleted: [state.record.worker_id]
+          }, () => {
+            state.deleted = true
+            workers.delete(workerId)
+          }),
+          state.record.spec.scope === undefined ? Effect.void : allocations.release(workerId).pipe(
             Effect.catchAll((e) => Effect.logWarning("allocation release failed", e))
           )
-        }
+        ))
         return { worker_id: state.record.worker_id, deleted: true } satisfies DeleteResult
       })))
   })
@@ -900,11 +906,11 @@ export const make: Effect.Effect<
   const drain = (graceMs: number) =>
     Effect.gen(function*() {
       draining = true
-      const running = () => Array.from(workers.values()).filter((s) => s.turn !== undefined)
-      const fibers = running().flatMap((s) => (s.turn?.fiber === undefined ? [] : [s.turn.fiber]))
+      const fibers = Array.from(workers.values()).flatMap((s) => (s.turn?.fiber === undefined ? [] : [s.turn.fiber]))
       // Interruptible, so the grace period also ends the wait when drain runs inside a finalizer.
       yield* Effect.interruptible(Fiber.awaitAll(fibers)).pipe(Effect.timeout(graceMs), Effect.ignore)
-      yield* Effect.forEach(running(), (state) =>
+      // Every worker, under its lock: a turn whose start was being committed when drain began is running by then.
+      yield* Effect.forEach(Array.from(workers.values()), (state) =>
         state.lock.withPermits(1)(cancelLocked(state, "idle", {
           code: "runtime_shutdown",
           message: "the runtime shut down before the turn finished"

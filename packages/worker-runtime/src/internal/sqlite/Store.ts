@@ -127,6 +127,8 @@ export const make = (db: Database, options: StoreOptions): Effect.Effect<WorkerS
         const cut = yield* tx.all<{ seq: number }>("SELECT seq FROM events ORDER BY seq LIMIT 1 OFFSET ?", [excess - 1])
         const through = cut[0]?.seq
         if (through === undefined) return { deleted: 0, through: prunedThrough }
+        // Raised before the rows go (and kept if the commit fails): a replay that reads after this must see it.
+        prunedThrough = Math.max(prunedThrough, through)
         const deleted = yield* tx.run("DELETE FROM events WHERE seq <= ?", [through])
         yield* tx.run("UPDATE meta SET events_pruned_through = ? WHERE id = 1", [through])
         return { deleted, through }
