@@ -112,6 +112,8 @@ const io = <A>(shown: string, f: () => Promise<A>): Effect.Effect<A, ToolError> 
         case "EACCES":
         case "EPERM":
           return new ToolError({ code: "permission_denied", message: `permission denied on ${shown}` })
+        case "ENXIO":
+          return new ToolError({ code: "not_a_file", message: `${shown} is not a regular file` })
         case "ELOOP":
           return new ToolError({ code: "outside_scope", message: `${shown} is a symbolic link the tool will not follow` })
         default:
@@ -149,6 +151,11 @@ export const make = (
       access: Domain.Access
     ) =>
       Effect.gen(function*() {
+        // A deny rule written through a symlinked directory denies the directory it resolves to as well.
+        for (const rule of held.deny) {
+          const denied = yield* realForWrite(rule.path).pipe(Effect.orElseSucceed(() => rule.path))
+          if (isWithin(real, denied)) return false
+        }
         for (const rule of held.allow) {
           const root = yield* Effect.promise(() => realpath(rule.path).catch(() => rule.path))
           if (!isWithin(real, root)) continue
@@ -207,7 +214,8 @@ export const make = (
       Effect.gen(function*() {
         const { real, shown } = yield* resolvePath(workerId, params.path, "read")
         return yield* Effect.acquireUseRelease(
-          io(shown, () => open(real, constants.O_RDONLY | constants.O_NOFOLLOW)),
+          // O_NONBLOCK: opening a FIFO must not wait for a writer (the open could not be interrupted).
+          io(shown, () => open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)),
           (handle) =>
             Effect.gen(function*() {
               const stat = yield* io(shown, () => handle.stat())
@@ -253,8 +261,17 @@ export const make = (
         yield* io(shown, () => mkdir(posix.dirname(real), { recursive: true }))
         yield* Effect.acquireUseRelease(
           io(shown, () =>
-            open(real, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644)),
-          (handle) => io(shown, () => handle.writeFile(bytes)),
+            open(
+              real,
+              constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW | constants.O_NONBLOCK,
+              0o644
+            )),
+          (handle) =>
+            Effect.gen(function*() {
+              const stat = yield* io(shown, () => handle.stat())
+              if (!stat.isFile()) return yield* fail("not_a_file", `${shown} is not a regular file`)
+              yield* io(shown, () => handle.writeFile(bytes))
+            }),
           (handle) => Effect.promise(() => handle.close())
         )
         return { path: shown, bytes_written: bytes.length }

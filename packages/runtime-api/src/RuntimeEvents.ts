@@ -62,8 +62,9 @@ export type EventStreamError =
 
 export interface EventFollower {
   /**
-   * The events, reconnecting and resuming from the last cursor as needed. Running it again resumes where the
-   * previous run stopped.
+   * The events, reconnecting and resuming from the last cursor as needed. Running it again resumes after the last
+   * chunk received: a consumer that stops in the middle of a chunk should resume from the cursor of the last event it
+   * handled instead.
    */
   readonly events: Stream.Stream<Domain.RuntimeEvent, EventStreamError>
   /** The cursor of the last event received (or the start position the runtime announced); none before. */
@@ -100,6 +101,8 @@ export class SseParser {
   /** Feeds decoded text; returns what completed. Fails (returns `Left`) only on a line longer than 16 MiB. */
   feed(text: string): Either.Either<Array<SseItem>, string> {
     const out: Array<SseItem> = []
+    // An empty piece must not clear a pending CR (the LF after it may come in the next piece).
+    if (text.length === 0) return Either.right(out)
     let start = 0
     if (this.skipLf && text.charCodeAt(0) === 10) start = 1
     this.skipLf = false
@@ -348,6 +351,10 @@ export const make = (
       })
 
       const events = connection.pipe(
+        // `Stream.retry` starts its count again on every chunk, even an empty one (text with no event, such as the
+        // connect frame): drop empty chunks so only an event or a heartbeat counts as progress.
+        Stream.chunks,
+        Stream.flatMap(Stream.fromChunk),
         Stream.tapError((e) =>
           e._tag === "Retryable"
             ? Effect.logDebug("event stream interrupted; resuming").pipe(

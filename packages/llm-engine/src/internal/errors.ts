@@ -41,6 +41,13 @@ export const providerMessage = (body: unknown): string | undefined => {
   return undefined
 }
 
+/** OpenAI's `insufficient_quota` (billing, not load). */
+const quotaExhausted = (body: unknown): boolean => {
+  const record = asRecord(typeof body === "string" ? parseJson(body) : body)
+  const error = asRecord(record?.error)
+  return error?.code === "insufficient_quota" || error?.type === "insufficient_quota"
+}
+
 /** `retry-after-ms` (OpenAI) wins over `retry-after` (seconds or an HTTP date). */
 export const retryAfterMs = (headers: Readonly<Record<string, unknown>>, now: number): number | undefined => {
   const header = (name: string) => {
@@ -103,7 +110,11 @@ export const fromAiError = (e: AiError.AiError, secret: string | undefined, now:
       if (e.reason === "StatusCode" || status >= 300) {
         const body = e.body === undefined ? undefined : providerMessage(e.body)
         const detail = body === undefined ? undefined : scrub(body, secret)
-        return fromStatus(status, detail, retryAfterMs(e.response.headers, now))
+        const failure = fromStatus(status, detail, retryAfterMs(e.response.headers, now))
+        // A spent quota is a 429 that no wait fixes; `x-should-retry: false` is the provider saying so explicitly.
+        return failure.retryable && (e.response.headers["x-should-retry"] === "false" || quotaExhausted(e.body))
+          ? { error: error(failure.error.code, failure.error.message, false), retryable: false }
+          : failure
       }
       // A body that breaks off while streaming surfaces as a decode failure of a 2xx response.
       return {
@@ -153,7 +164,7 @@ export const fromStreamError = (payload: unknown, secret: string | undefined): F
     | undefined
   const numeric = [source.code, source.status, record.status].find((v) => typeof v === "number") as number | undefined
   const message = scrub(providerMessage(payload) ?? kind ?? "unknown error", secret)
-  const label = kind === undefined ? message : `${kind}: ${message}`
+  const label = kind === undefined ? message : `${scrub(kind, secret)}: ${message}`
   if (numeric !== undefined) return fromStatus(numeric, label, undefined)
   const k = (kind ?? "").toLowerCase()
   if (k.includes("rate_limit")) {
