@@ -13,8 +13,6 @@ interface UpstreamError {
   readonly earliest_cursor?: unknown
 }
 
-const str = (value: unknown, fallback = ""): string => (typeof value === "string" ? value.slice(0, 200) : fallback)
-
 /** Removes any configured secret or endpoint from a message that is passed on (defence in depth). */
 export const scrub = (text: string, secrets: ReadonlyArray<string>): string =>
   secrets.reduce((acc, secret) => (secret.length >= 4 ? acc.split(secret).join("[redacted]") : acc), text)
@@ -29,6 +27,12 @@ export const mapRuntimeError = (
   error: UpstreamError,
   context: { readonly workerId?: string | undefined; readonly secrets?: ReadonlyArray<string> } = {}
 ): Errors.HandleError => {
+  const secrets = context.secrets ?? []
+  // Every field passed on is scrubbed (before it is cut, so no prefix of a secret survives), not only messages: a
+  // runtime that echoes its own endpoint or token in any field must not reach a browser through the Backend.
+  const text = (value: unknown): string | undefined =>
+    typeof value === "string" ? scrub(value, secrets).slice(0, 200) : undefined
+  const str = (value: unknown, fallback = ""): string => text(value) ?? fallback
   const workerId = str(error.worker_id, context.workerId ?? "")
   switch (error._tag) {
     case "WorkerNotFound":
@@ -64,7 +68,7 @@ export const mapRuntimeError = (
       })
     }
     case "ScopeConflict": {
-      const holder = typeof error.holder_worker_id === "string" ? error.holder_worker_id.slice(0, 200) : undefined
+      const holder = text(error.holder_worker_id)
       return new Errors.ScopeConflict({
         runtime_id: runtimeId,
         ...(holder === undefined ? {} : { holder_worker_id: holder }),
@@ -74,9 +78,9 @@ export const mapRuntimeError = (
       })
     }
     case "InvalidInput": {
-      const field = typeof error.field === "string" ? error.field.slice(0, 200) : undefined
+      const field = text(error.field)
       return new Errors.InvalidInput({
-        message: scrub(str(error.message, "invalid input"), context.secrets ?? []),
+        message: str(error.message, "invalid input"),
         ...(field === undefined ? {} : { field })
       })
     }
@@ -87,7 +91,7 @@ export const mapRuntimeError = (
           "life of the runtime); reconnect without a cursor after re-listing"
       })
     case "CursorExpired": {
-      const earliest = typeof error.earliest_cursor === "string" ? error.earliest_cursor.slice(0, 200) : undefined
+      const earliest = text(error.earliest_cursor)
       return new Errors.CursorExpired({
         runtime_id: runtimeId,
         ...(earliest === undefined ? {} : { earliest_cursor: earliest }),
