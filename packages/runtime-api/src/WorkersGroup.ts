@@ -1,6 +1,7 @@
 import { HttpApiEndpoint, HttpApiGroup } from "@effect/platform"
 import {
   Domain,
+  Ids,
   InvalidInput,
   RuntimeUnavailable,
   ScopeConflict,
@@ -14,7 +15,11 @@ import { Schema } from "effect"
 
 const strict = { parseOptions: { onExcessProperty: "error", errors: "all" } } as const
 
-export const WorkerPath = Schema.Struct({ worker_id: Schema.String })
+/**
+ * The id is validated on both sides: the derived client puts it into the URL path unescaped, so an id with `/` or
+ * `..` would address another route; with this schema such a call fails in the client before anything is sent.
+ */
+export const WorkerPath = Schema.Struct({ worker_id: Ids.WorkerId.from })
 
 export const ListWorkersParams = Schema.Struct({
   status: Schema.optional(Domain.WorkerStatus),

@@ -24,6 +24,17 @@ const untilIdle = (c: RuntimeClientService, workerId: string) =>
   )
 
 describe("RuntimeClient against a real server", () => {
+  it.live("refuses a worker_id that would address another route, before anything is sent", () =>
+    Effect.gen(function*() {
+      const c = yield* client
+      yield* c.workers.create({ payload: { worker_id: wid("victim"), display_name: "Victim" } })
+      for (const id of ["a/../victim", "../victim", "victim/..", "a%2F..%2Fvictim"]) {
+        const error = yield* Effect.flip(c.workers.stop({ path: { worker_id: id } }))
+        assert.strictEqual(error._tag, "ParseError", id)
+      }
+      assert.strictEqual((yield* c.workers.get({ path: { worker_id: "victim" } })).status, "idle")
+    }).pipe(Effect.provide(serve())))
+
   it.live("probes and the runtime summary", () =>
     Effect.gen(function*() {
       const c = yield* client
