@@ -212,6 +212,18 @@ const rejected = (response: HttpClientResponse.HttpClientResponse): Effect.Effec
     }))
 }
 
+/**
+ * The delay before each reconnect: exponential from `initialDelay`, capped at `maxDelay`, with jitter that only
+ * scales it down (to between half and all of it), so the cap holds.
+ */
+export const reconnectBackoff = (
+  options: Pick<RuntimeEventsOptions, "initialDelay" | "maxDelay">
+): Schedule.Schedule<unknown> =>
+  Schedule.exponential(options.initialDelay ?? Duration.millis(250)).pipe(
+    Schedule.union(Schedule.spaced(options.maxDelay ?? Duration.seconds(10))),
+    Schedule.jitteredWith({ min: 0.5, max: 1 })
+  )
+
 export const make = (
   options: RuntimeEventsOptions = {}
 ): Effect.Effect<RuntimeEventsService, never, HttpClient.HttpClient> =>
@@ -222,10 +234,7 @@ export const make = (
     const baseUrl = options.baseUrl === undefined ? "" : String(options.baseUrl).replace(/\/+$/, "")
     const idleTimeout = options.idleTimeout ?? Duration.seconds(45)
     const maxRetries = options.maxRetries ?? 20
-    const backoff = Schedule.exponential(options.initialDelay ?? Duration.millis(250)).pipe(
-      Schedule.union(Schedule.spaced(options.maxDelay ?? Duration.seconds(10))),
-      Schedule.jitteredWith({ min: 0.5, max: 1.5 })
-    )
+    const backoff = reconnectBackoff(options)
     const bounded: Schedule.Schedule<unknown> = Number.isFinite(maxRetries)
       ? Schedule.intersect(backoff, Schedule.recurs(maxRetries))
       : backoff

@@ -8,6 +8,7 @@ export {
   type EventFollower,
   type EventStreamError,
   type EventStreamOptions,
+  reconnectBackoff,
   RuntimeEvents,
   type RuntimeEventsOptions,
   type RuntimeEventsService,
