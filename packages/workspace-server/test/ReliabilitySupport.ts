@@ -1,6 +1,7 @@
 import { HttpServer } from "@effect/platform"
 import { NodeContext, NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
 import { HttpErrors } from "@yoi/runtime-server"
+import * as Testing from "@yoi/runtime-server/testing"
 import { ConfigProvider, Context, Duration, Effect, Layer, type Scope } from "effect"
 import * as Http from "node:http"
 import * as Net from "node:net"
@@ -45,131 +46,19 @@ export const startServedBackend = (
     return address._tag === "TcpAddress" ? address.port : 0
   })
 
-export interface RawReply {
-  readonly status: number
-  readonly headers: Readonly<Record<string, string>>
-  readonly body: string
-  readonly timedOut: boolean
-}
-
-/** A request written byte for byte on a raw socket; an event stream counts as answered once its first bytes are in. */
-export const send = (
-  port: number,
-  request: {
-    readonly method?: string
-    readonly path?: string
-    readonly headers?: ReadonlyArray<readonly [string, string]>
-    readonly body?: string
-    readonly raw?: string
-  }
-): Effect.Effect<RawReply> =>
-  Effect.async<RawReply>((resume) => {
-    const headers = [["host", `127.0.0.1:${port}`], ["connection", "close"], ...(request.headers ?? [])]
-    if (request.body !== undefined && !headers.some(([k]) => k === "content-length" || k === "transfer-encoding")) {
-      headers.push(["content-length", String(Buffer.byteLength(request.body))])
-    }
-    const head = request.raw ??
-      `${request.method ?? "GET"} ${request.path ?? "/"} HTTP/1.1\r\n${headers.map(([k, v]) => `${k}: ${v}`).join("\r\n")}\r\n\r\n`
-    const socket = Net.connect(port, "127.0.0.1")
-    let data = Buffer.alloc(0)
-    let done = false
-    const finish = (timedOut: boolean) => {
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      socket.destroy()
-      const split = data.indexOf("\r\n\r\n")
-      const lines = data.subarray(0, split === -1 ? data.length : split).toString("latin1").split("\r\n")
-      const parsed: Record<string, string> = {}
-      for (const line of lines.slice(1)) {
-        const colon = line.indexOf(":")
-        if (colon > 0) parsed[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim()
-      }
-      const raw = split === -1 ? Buffer.alloc(0) : data.subarray(split + 4)
-      resume(Effect.succeed({
-        status: Number(/^HTTP\/1\.1 (\d{3})/.exec(lines[0] ?? "")?.[1] ?? 0),
-        headers: parsed,
-        body: (parsed["transfer-encoding"] === "chunked" ? dechunk(raw) : raw).toString("utf8"),
-        timedOut
-      }))
-    }
-    const complete = () => {
-      const split = data.indexOf("\r\n\r\n")
-      if (split === -1) return false
-      const head = data.subarray(0, split).toString("latin1")
-      const rest = data.subarray(split + 4)
-      if (/content-type: text\/event-stream/i.test(head)) return rest.length > 0
-      if (/transfer-encoding: chunked/i.test(head)) return rest.includes("0\r\n\r\n")
-      const length = /content-length: (\d+)/i.exec(head)
-      return length !== null && rest.length >= Number(length[1])
-    }
-    const timer = setTimeout(() => finish(true), 10_000)
-    socket.on("data", (chunk: Buffer) => {
-      data = Buffer.concat([data, chunk])
-      if (complete()) finish(false)
-    })
-    socket.on("error", () => finish(false))
-    socket.on("close", () => finish(false))
-    socket.on("connect", () => {
-      socket.write(head, "latin1")
-      if (request.body !== undefined) socket.write(request.body)
-    })
-  })
-
-const dechunk = (raw: Buffer): Buffer => {
-  const parts: Array<Buffer> = []
-  let at = 0
-  for (;;) {
-    const eol = raw.indexOf("\r\n", at)
-    const size = eol === -1 ? 0 : parseInt(raw.subarray(at, eol).toString("latin1"), 16)
-    if (!(size > 0)) return Buffer.concat(parts)
-    parts.push(raw.subarray(eol + 2, eol + 2 + size))
-    at = eol + 2 + size + 2
-  }
-}
-
-/** The Backend's error catalogue (docs/backend.md): each `_tag` and its one status. */
-export const catalogue: ReadonlyMap<string, number> = new Map([
-  ["InvalidInput", 400],
-  ["CursorInvalid", 400],
-  ["Unauthorized", 401],
+/** The Backend's error catalogue (docs/backend.md): the runtime's plus its own tags. */
+export const catalogue: Testing.Catalogue = new Map([
+  ...Testing.runtimeCatalogue,
   ["Forbidden", 403],
   ["RuntimeNotFound", 404],
-  ["WorkerNotFound", 404],
-  ["RouteNotFound", 404],
-  ["RequestTimeout", 408],
-  ["WorkerBusy", 409],
-  ["WorkerStopped", 409],
-  ["WorkerAlreadyExists", 409],
-  ["WorkerStateConflict", 409],
-  ["ScopeConflict", 409],
-  ["CursorExpired", 410],
-  ["PayloadTooLarge", 413],
-  ["RequestHeadersTooLarge", 431],
-  ["InternalError", 500],
-  ["UnsupportedOperation", 501],
-  ["RuntimeUnavailable", 503],
   ["UpstreamTimeout", 504]
 ])
 
-/**
- * Why an answer is not a typed error of the catalogue with its status (undefined when it is). By default only 4xx
- * are acceptable; `success` also accepts 2xx and `unavailable` the typed 503/504 of a remote that is down.
- */
-export const untyped = (
-  reply: RawReply,
-  options: { readonly success?: boolean; readonly unavailable?: boolean } = {}
-): string | undefined => {
-  if (reply.timedOut) return "no answer (a hang)"
-  if (reply.status === 0) return "the connection ended without an answer"
-  if (reply.status < 300 && options.success === true) return undefined
-  const allowed = reply.status >= 400 && (reply.status < 500 || (options.unavailable === true && reply.status > 502))
-  if (!allowed) return `answered ${reply.status}: ${reply.body.slice(0, 200)}`
-  const body = /^\s*\{/.test(reply.body) ? JSON.parse(reply.body) as { _tag?: unknown; message?: unknown } : undefined
-  if (body === undefined || typeof body._tag !== "string") return `${reply.status} without a typed body: ${reply.body.slice(0, 200)}`
-  if (catalogue.get(body._tag) !== reply.status) return `${body._tag} with status ${reply.status}`
-  return typeof body.message === "string" && body.message.length > 0 ? undefined : `${body._tag} without a message`
-}
+/** Why an answer is not a typed error of the Backend's catalogue (undefined when it is); see `Testing.untyped`. */
+export const untyped = (reply: Testing.RawReply, options: Parameters<typeof Testing.untyped>[2] = {}) =>
+  Testing.untyped(reply, catalogue, options)
+
+export { type RawReply, send } from "@yoi/runtime-server/testing"
 
 /**
  * A TCP proxy between the Backend and a remote runtime that injects faults: stall (hold every byte, both ways, on

@@ -2,51 +2,18 @@
  * The error catalogues (docs/errors.md, docs/backend.md): every `_tag` a server may answer with, and its one status.
  * A fuzzed request passes when its answer is one of these with the matching status and a readable message.
  */
+import { type Catalogue, runtimeCatalogue } from "@yoi/runtime-server/testing"
 import { type RawReply, parseJson } from "./http.js"
 
-export type Catalogue = ReadonlyMap<string, number>
+export type { Catalogue }
+export { runtimeCatalogue }
 
-const protocol: Array<readonly [string, number]> = [["RequestHeadersTooLarge", 431], ["RequestTimeout", 408]]
-
-export const runtimeCatalogue: Catalogue = new Map([
-  ["InvalidInput", 400],
-  ["CursorInvalid", 400],
-  ["Unauthorized", 401],
-  ["WorkerNotFound", 404],
-  ["RouteNotFound", 404],
-  ["WorkerBusy", 409],
-  ["WorkerStopped", 409],
-  ["WorkerAlreadyExists", 409],
-  ["WorkerStateConflict", 409],
-  ["ScopeConflict", 409],
-  ["CursorExpired", 410],
-  ["PayloadTooLarge", 413],
-  ["InternalError", 500],
-  ["UnsupportedOperation", 501],
-  ["RuntimeUnavailable", 503],
-  ...protocol
-])
-
+/** The Backend's catalogue: the runtime's plus its own tags. */
 export const backendCatalogue: Catalogue = new Map([
-  ["InvalidInput", 400],
-  ["CursorInvalid", 400],
-  ["Unauthorized", 401],
+  ...runtimeCatalogue,
   ["Forbidden", 403],
   ["RuntimeNotFound", 404],
-  ["WorkerNotFound", 404],
-  ["RouteNotFound", 404],
-  ["WorkerBusy", 409],
-  ["WorkerStopped", 409],
-  ["WorkerAlreadyExists", 409],
-  ["WorkerStateConflict", 409],
-  ["ScopeConflict", 409],
-  ["CursorExpired", 410],
-  ["PayloadTooLarge", 413],
-  ["InternalError", 500],
-  ["UnsupportedOperation", 501],
-  ["RuntimeUnavailable", 503],
-  ["UpstreamTimeout", 504],
-  ...protocol
+  ["UpstreamTimeout", 504]
 ])
 
 export interface Expectation {
