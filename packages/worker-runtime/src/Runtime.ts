@@ -412,15 +412,12 @@ export const make: Effect.Effect<
   const onEngineEvent = (
     state: WorkerState,
     turn: ActiveTurn,
-    event: EngineEvent,
+    /** Text deltas never come here: `onEngineChunk` publishes each run of them as one append. */
+    event: Exclude<EngineEvent, { readonly _tag: "TextDelta" }>,
     finish: { reason: string }
   ): Effect.Effect<unknown, RuntimeUnavailable> => {
     const workerId = state.record.worker_id
     switch (event._tag) {
-      case "TextDelta": {
-        turn.text += event.text
-        return log.append([{ worker_id: workerId, turn_id: turn.turnId, kind: "turn.delta", data: { text: event.text } }])
-      }
       case "ToolCall": {
         const data = { call_id: event.call_id, name: event.name, arguments: event.arguments }
         return state.lock.withPermits(1)(commitProgress(state, turn, [{ _tag: "tool_call", ...data }], [
