@@ -2,6 +2,7 @@
  * The main job until the Backend lands: embeds a Runtime in this process (memory store, offline echo engine),
  * creates a worker, sends input, and prints the streamed turn as it happens.
  */
+import { echo, testPolicy } from "@yoi/worker-runtime/testing"
 import { Effect, Stream } from "effect"
 import { layerMemory, Runtime } from "@yoi/worker-runtime"
 
@@ -9,7 +10,7 @@ const program = Effect.gen(function*() {
   const runtime = yield* Runtime.Runtime
   const { worker } = yield* runtime.createWorker({
     display_name: "Companion",
-    engine: { provider: "echo", chunk_size: 6, delay_ms: 40 }
+    engine: echo({ chunk_size: 6, delay_ms: 40 })
   })
   yield* Effect.log(`created ${worker.display_ref} (${worker.worker_id})`)
   const events = yield* runtime.subscribe({ worker_id: worker.worker_id })
@@ -34,7 +35,7 @@ const program = Effect.gen(function*() {
   yield* Effect.log(`runtime ${summary.runtime_id}: ${summary.counts.total} worker(s), usage ${JSON.stringify(summary.usage)}`)
 })
 
-Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(layerMemory({ runtimeId: "demo" })))).catch((e) => {
+Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(layerMemory({ policy: testPolicy, runtimeId: "demo" })))).catch((e) => {
   console.error(e)
   process.exit(1)
 })

@@ -16,6 +16,7 @@
  *
  *   npx tsx scripts/bench/backend.ts [--duration 6] [--connections 32] [--requests 1000] [--events 20000]
  */
+import { echo, testPolicy } from "@yoi/worker-runtime/testing"
 import { HttpServer } from "@effect/platform"
 import { NodeRuntime } from "@effect/platform-node"
 import { Auth, RuntimeServer } from "@yoi/runtime-server"
@@ -57,7 +58,7 @@ const fixture = Layer.effectDiscard(Effect.gen(function*() {
   yield* runtime.createWorker({
     worker_id: Ids.WorkerId.make(EVENT_WORKER),
     display_name: "events",
-    engine: { provider: "echo", chunk_size: 1 }
+    engine: echo({ chunk_size: 1 })
   })
 }))
 
@@ -69,7 +70,7 @@ const serveRuntime = (filename: string) =>
     Layer.provide(
       RuntimeServer.layer({ host: "127.0.0.1", port: 0, auth: Auth.token(Redacted.make(RUNTIME_TOKEN)), docs: false })
     ),
-    Layer.provide(layerSqlite({ filename, runtimeId: "bench", eventBacklog: 100_000, subscriberBuffer: 100_000 }))
+    Layer.provide(layerSqlite({ policy: testPolicy, filename, runtimeId: "bench", eventBacklog: 100_000, subscriberBuffer: 100_000 }))
   )
 
 // --- helpers ------------------------------------------------------------------------------------------------------

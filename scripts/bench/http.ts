@@ -11,6 +11,7 @@
  *
  *   npx tsx scripts/bench/http.ts [--duration 3] [--rounds 3] [--connections 50]
  */
+import { testPolicy } from "@yoi/worker-runtime/testing"
 import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Auth, RuntimeServer } from "@yoi/runtime-server"
@@ -51,7 +52,7 @@ const fixture = Layer.effectDiscard(Effect.gen(function*() {
   yield* Effect.sleep("100 millis")
 }))
 
-const runtimeLayer = Layer.provideMerge(fixture, layerMemory({ runtimeId: "bench" }))
+const runtimeLayer = Layer.provideMerge(fixture, layerMemory({ policy: testPolicy, runtimeId: "bench" }))
 
 const bodies = Effect.gen(function*() {
   const runtime = yield* Runtime.Runtime

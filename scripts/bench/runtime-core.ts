@@ -9,6 +9,7 @@
  *
  *   npx tsx scripts/bench/runtime-core.ts [--turns 2000] [--rounds 3]
  */
+import { testPolicy } from "@yoi/worker-runtime/testing"
 import { Cursor, type Domain, layerMemory, Runtime } from "@yoi/worker-runtime"
 import { Chunk, Deferred, Effect, Exit, PubSub, Stream } from "effect"
 import { setFlagsFromString } from "node:v8"
@@ -82,7 +83,7 @@ const runtimeTurns = (workerCount: number, active: number, turnsPerWorker: numbe
     yield* drive(workers.slice(0, active), turnsPerWorker, (worker) => rt.sendInput(worker, { text: TEXT }), pending)
     const ms = performance.now() - start
     return { turns: active * turnsPerWorker, events: counter.events, ms } satisfies Measure
-  }).pipe(Effect.scoped, Effect.provide(layerMemory({ runtimeId: "bench", subscriberBuffer: 10_000_000 })))
+  }).pipe(Effect.scoped, Effect.provide(layerMemory({ policy: testPolicy, runtimeId: "bench", subscriberBuffer: 10_000_000 })))
 
 const chunks = (text: string, size: number) => {
   const out: Array<string> = []
@@ -168,7 +169,7 @@ const idleHeap = (count: number) =>
     const bare = new Map(views.map((v) => [v.worker_id, structuredClone(v)] as const))
     const bareBytes = heapUsed() - mid
     return { runtimeBytes, bareBytes: Math.max(bareBytes, 1), workers: Math.min(bare.size, views.length) }
-  }).pipe(Effect.provide(layerMemory({ runtimeId: "bench" })))
+  }).pipe(Effect.provide(layerMemory({ policy: testPolicy, runtimeId: "bench" })))
 
 const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 

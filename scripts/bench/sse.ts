@@ -12,6 +12,7 @@
  * Throughput on a shared machine swings from run to run; "server CPU per event" (the server process's CPU time over
  * the events it delivered) is the steadier comparison. SSE_BENCH_PROFILE=<dir> writes each server's CPU profile.
  */
+import { testPolicy } from "@yoi/worker-runtime/testing"
 import { HttpServer } from "@effect/platform"
 import { Auth, RuntimeServer, Sse } from "@yoi/runtime-server"
 import { Cursor, type Domain, EventLog, layerMemory, Runtime } from "@yoi/worker-runtime"
@@ -66,7 +67,7 @@ const drafts = (count: number, workers: ReadonlyArray<string> | undefined, offse
 }
 
 const yoiServer = async (send: (reply: Reply) => void): Promise<Producer> => {
-  const runtimeLayer = layerMemory({ runtimeId: "bench", eventBacklog: 10_000, subscriberBuffer: 1_000_000 })
+  const runtimeLayer = layerMemory({ policy: testPolicy, runtimeId: "bench", eventBacklog: 10_000, subscriberBuffer: 1_000_000 })
   const layer = RuntimeServer.layer({
     host: "127.0.0.1",
     port: 0,

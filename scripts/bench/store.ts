@@ -10,6 +10,7 @@
  *
  *   npx tsx scripts/bench/store.ts [--entries 50000] [--turns 1000] [--rounds 5] [--synchronous normal|full]
  */
+import { echo, testPolicy } from "@yoi/worker-runtime/testing"
 import { type Domain, Ids, layerMemory, Runtime, WorkerStore } from "@yoi/worker-runtime"
 import { layerSqlite, layerWorkerStore } from "@yoi/worker-runtime/sqlite"
 import { Deferred, Effect, Exit, Layer, Stream } from "effect"
@@ -216,7 +217,7 @@ const populate = Effect.gen(function*() {
   for (let w = 0; w < RESTART_WORKERS; w++) {
     const id = `w_${w.toString().padStart(26, "0")}`
     const running = w % 1000 === 0
-    const spec = { worker_id: id, display_name: `Worker ${w}`, engine: { provider: "echo" }, metadata: { team: "bench" } }
+    const spec = { worker_id: id, display_name: `Worker ${w}`, engine: echo(), metadata: { team: "bench" } }
     const lastTurn = { turn_id: `t_${w}`, outcome: "completed", ended_at: at }
     worker.run(id, JSON.stringify(spec), running ? "running" : "idle", at, at, running ? `t_run_${w}` : null,
       JSON.stringify(lastTurn), 100, 200, 0, perWorker / 2, at, perWorker, perWorker + 1)
@@ -250,7 +251,7 @@ const restartRuntime = (filename: string) =>
         return yield* Effect.dieMessage(`unexpected counts ${JSON.stringify(summary.counts)}`)
       }
       return performance.now() - start
-    }).pipe(Effect.scoped, Effect.provide(layerSqlite({ filename, runtimeId: "bench", synchronous: SYNC })))
+    }).pipe(Effect.scoped, Effect.provide(layerSqlite({ policy: testPolicy, filename, runtimeId: "bench", synchronous: SYNC })))
     return ms
   })
 
@@ -305,9 +306,9 @@ const program = Effect.gen(function*() {
   row("entries/s, 100 per commit", batched)
 
   const sqliteTurns = Effect.suspend(() =>
-    runtimeTurns(layerSqlite({ filename: freshFile(), runtimeId: "bench", synchronous: SYNC })))
+    runtimeTurns(layerSqlite({ policy: testPolicy, filename: freshFile(), runtimeId: "bench", synchronous: SYNC })))
   row("echo turns/s (3 commits each)", yield* paired(sqliteTurns, bareTurns))
-  row("  vs the in-memory runtime", yield* paired(sqliteTurns, runtimeTurns(layerMemory({ runtimeId: "bench" }))))
+  row("  vs the in-memory runtime", yield* paired(sqliteTurns, runtimeTurns(layerMemory({ policy: testPolicy, runtimeId: "bench" }))))
 
   const populated = yield* populate
   // The first restart also recovers the 10 running workers; the later ones have nothing to recover.

@@ -14,6 +14,7 @@
  *
  *   npx tsx scripts/reliability/crash.ts [--rounds 12] [--workers 8] [--seed <n>]
  */
+import { echo } from "@yoi/worker-runtime/testing"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 import { parseArgs } from "node:util"
@@ -279,7 +280,7 @@ const main = async () => {
     const r = await call(child.url, "POST", "/v1/workers", {
       worker_id: workerId,
       display_name: `Crash ${i}`,
-      engine: { provider: "echo", chunk_size: pick(2, 6), delay_ms: pick(2, 8) }
+      engine: echo({ chunk_size: [2, 3, 4, 6][pick(0, 3)], delay_ms: [2, 5][pick(0, 1)] })
     })
     if (r.status === 201) acked.creates.add(workerId)
   }

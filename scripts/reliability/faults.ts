@@ -13,6 +13,7 @@
  *
  *   npx tsx scripts/reliability/faults.ts [--phase-seconds 3]
  */
+import { echo } from "@yoi/worker-runtime/testing"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 import { parseArgs } from "node:util"
@@ -181,7 +182,7 @@ const main = async () => {
     const r = await backend("POST", `/api/runtimes/${runtimeId}/workers`, {
       worker_id: workerId,
       display_name: workerId,
-      engine: { provider: "echo", chunk_size: 4, delay_ms: 10 }
+      engine: echo({ chunk_size: 4, delay_ms: 10 })
     })
     if (r.status !== 201) fail(`create ${runtimeId}/${workerId} answered ${r.status} ${r.text}`)
   }

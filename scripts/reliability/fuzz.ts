@@ -8,6 +8,7 @@
  *
  *   npx tsx scripts/reliability/fuzz.ts [--runs 400] [--seed <n>]
  */
+import { echo } from "@yoi/worker-runtime/testing"
 import * as fc from "fast-check"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
@@ -81,7 +82,7 @@ const seed = async (port: number, token: string, base: string) => {
     const reply = await json(port, "POST", path, { token, body })
     if (reply.status >= 300) throw new Error(`fixture ${path} answered ${reply.status}: ${reply.body}`)
   }
-  await post(base, { worker_id: "fx-idle", display_name: "Idle", engine: { provider: "echo" } })
+  await post(base, { worker_id: "fx-idle", display_name: "Idle", engine: echo() })
   await post(base, { worker_id: "fx-stopped", display_name: "Stopped" })
   await post(base, { worker_id: "fx-scope", display_name: "Scoped", scope: { allow: [{ path: "/srv/fx", access: "write" }] } })
   for (const text of ["first turn", "second turn"]) {

@@ -12,6 +12,7 @@
  *
  *   npx tsx scripts/reliability/soak.ts [--seconds 40] [--rounds 2] [--settle 10] [--workers 16] [--readers 24]
  */
+import { echo } from "@yoi/worker-runtime/testing"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 import { parseArgs } from "node:util"
@@ -132,7 +133,7 @@ const main = async () => {
   await waitUntil(async () => (await call(proxied, "setup", "GET", "/api/runtimes/soak")).json?.status === "online", "the Backend to see the runtime", 20_000)
   const workerIds = Array.from({ length: WORKERS }, (_, i) => `soak-w${i}`)
   for (const id of workerIds) {
-    const r = await call(direct, "setup", "POST", "/v1/workers", { worker_id: id, display_name: id, engine: { provider: "echo", chunk_size: 8, delay_ms: 2 } })
+    const r = await call(direct, "setup", "POST", "/v1/workers", { worker_id: id, display_name: id, engine: echo({ chunk_size: 8, delay_ms: 2 }) })
     if (r.status !== 201) fail(`create ${id} answered ${r.status}`)
   }
   await sleep(1_000)

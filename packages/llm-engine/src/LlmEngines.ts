@@ -2,8 +2,8 @@ import type { LanguageModel, Response } from "@effect/ai"
 import { AnthropicClient, AnthropicLanguageModel } from "@effect/ai-anthropic"
 import { OpenAiClient, OpenAiLanguageModel } from "@effect/ai-openai"
 import { FetchHttpClient, HttpClient } from "@effect/platform"
-import { type AllocationRegistry, type Domain, Engine, InvalidInput } from "@yoi/worker-runtime"
-import { Effect, Layer, Mailbox, Redacted, type Scope, Stream } from "effect"
+import { type AllocationRegistry, Domain, Engine, InvalidInput } from "@yoi/worker-runtime"
+import { Effect, Layer, Mailbox, Option, Redacted, type Scope, Stream } from "effect"
 import * as ChatCompletions from "./ChatCompletions.js"
 import * as FsTools from "./FsTools.js"
 import * as History from "./History.js"
@@ -170,7 +170,7 @@ export const make = (
             model,
             toolkit,
             prompt,
-            maxSteps: spec.max_steps ?? config.maxSteps ?? 16,
+            maxSteps: spec.max_steps ?? config.maxSteps ?? Domain.DEFAULT_MAX_STEPS,
             timeoutMs: spec.request_timeout_ms ?? config.requestTimeoutMs ?? 120_000,
             retry,
             secret: apiKey === undefined ? undefined : Redacted.value(apiKey),
@@ -188,10 +188,25 @@ export const make = (
           Effect.withSpan("LlmEngine.turn", { attributes: { provider } })
         )
 
+      /** A profile is ready when the key it names can be read, or, naming none, when the provider's default key can. */
+      const notReady = (spec: Domain.EngineSpec): Effect.Effect<Option.Option<string>> => {
+        const fallback = defaults(provider)
+        const usesDefaultService = spec.base_url === undefined || spec.base_url === builtInDefaults[provider].base_url
+        const ref = spec.api_key ?? (usesDefaultService ? fallback.api_key : undefined)
+        if (ref === undefined) return Effect.succeed(Option.none())
+        return Secrets.resolve(configProvider, ref).pipe(
+          Effect.map((value) =>
+            Option.isSome(value) ? Option.none() : Option.some("its API key is not set")
+          ),
+          Effect.orElseSucceed(() => Option.some("its API key cannot be read"))
+        )
+      }
+
       return {
         provider,
         tools: FsTools.names,
         validate,
+        notReady,
         turn: (context) =>
           Stream.unwrapScoped(Effect.gen(function*() {
             const mailbox = yield* Mailbox.make<Engine.EngineEvent, Engine.EngineError>(256)

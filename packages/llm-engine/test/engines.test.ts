@@ -6,45 +6,82 @@ import * as Fakes from "./fakes.js"
 import * as H from "./harness.js"
 
 describe("LLM engines in a runtime", () => {
-  it.scopedLive("the runtime offers the engines and their tools, and validates specs at create", () =>
+  it.scopedLive("the runtime offers the engines and their tools, and checks its profiles at start", () =>
     Effect.gen(function*() {
-      const rt = yield* H.runtime()
+      const fake = yield* Fakes.make("chat")
+      const rt = yield* H.runtime({ fake })
       const summary = yield* rt.summary
       assert.deepStrictEqual([...summary.capabilities.engines].sort(), ["anthropic", "echo", "openai", "openai-chat"])
       assert.deepStrictEqual([...summary.capabilities.tools].sort(), ["list_dir", "read_file", "write_file"])
+      assert.deepStrictEqual(summary.capabilities.profiles.find((p) => p.name === "llm"), {
+        name: "llm",
+        provider: "openai-chat",
+        model: "gpt-test",
+        ready: true
+      })
 
-      const create = (engine: any, extra: Record<string, unknown> = {}) =>
-        Effect.flip(rt.createWorker({ display_name: "w", engine, ...extra }))
-      const noBase = yield* create({ provider: "openai-chat", model: "llama3.1" })
-      assert.strictEqual(noBase._tag, "InvalidInput")
-      assert.strictEqual((noBase as any).field, "engine.base_url")
-      const noModel = yield* create({ provider: "anthropic" })
-      assert.strictEqual((noModel as any).field, "engine.model")
-      const badUrl = yield* create({ provider: "openai", model: "m", base_url: "ftp://x" })
-      assert.strictEqual((badUrl as any).field, "engine.base_url")
-      const echoField = yield* create({ provider: "openai", model: "m", chunk_size: 3 })
-      assert.strictEqual((echoField as any).field, "engine.chunk_size")
-      const badTool = yield* create({ provider: "openai", model: "m" }, { tools: ["rm_rf"] })
-      assert.strictEqual((badTool as any).field, "tools")
+      const startWith = (profile: Record<string, unknown>) =>
+        Effect.flip(Effect.scoped(H.runtime({ fake, profiles: { bad: profile } })))
+      const noBase = yield* startWith({ provider: "openai-chat", base_url: undefined })
+      assert.strictEqual(noBase._tag, "RuntimeConfigError")
+      assert.match(noBase.message, /^engines\.profiles\.bad\.base_url: /)
+      const noModel = yield* startWith({ provider: "anthropic", model: undefined })
+      assert.match(noModel.message, /^engines\.profiles\.bad\.model: /)
+      const badUrl = yield* startWith({ provider: "openai", base_url: "ftp://x" })
+      assert.match(badUrl.message, /^engines\.profiles\.bad\.base_url: /)
+      const echoField = yield* startWith({ chunk_size: 3 })
+      assert.match(echoField.message, /^engines\.profiles\.bad\.chunk_size: /)
+      const unknownProvider = yield* startWith({ provider: "nope" })
+      assert.match(unknownProvider.message, /^engines\.profiles\.bad\.provider: this runtime has no nope engine/)
+
+      const badTool = yield* Effect.flip(rt.createWorker({ display_name: "w", engine: { profile: "llm" }, tools: ["rm_rf"] }))
+      assert.strictEqual((badTool as { field?: string }).field, "tools")
+      const echoTools = yield* Effect.flip(rt.createWorker({
+        display_name: "w",
+        tools: ["read_file"],
+        scope: { allow: [{ path: "/tmp", access: "read" }] }
+      }))
+      assert.strictEqual((echoTools as { field?: string }).field, "tools")
+      assert.include(echoTools.message, "profile echo (echo) cannot run read_file")
 
       const echo = yield* rt.createWorker({ display_name: "offline" })
-      assert.strictEqual(echo.worker.engine.provider, "echo")
-      const created = yield* rt.createWorker({
-        display_name: "gpt",
-        engine: { provider: "openai", model: "gpt-test", api_key: { env: "TEST_LLM_KEY" } }
+      assert.deepStrictEqual(echo.worker.engine, { profile: "echo", provider: "echo" })
+      const created = yield* rt.createWorker({ display_name: "gpt", engine: { profile: "llm" } })
+      assert.deepStrictEqual(created.worker.engine, { profile: "llm", provider: "openai-chat", model: "gpt-test" })
+    }))
+
+  it.scopedLive("a profile whose key cannot be read is not ready until the key appears", () =>
+    Effect.gen(function*() {
+      const dir = yield* H.tempDir
+      const keyFile = join(dir, "later")
+      const fake = yield* Fakes.make("chat")
+      const rt = yield* H.runtime({
+        fake,
+        profiles: { "by-file": { api_key: { file: keyFile } }, "by-env": { api_key: { env: "NOT_SET_ANYWHERE" } } }
       })
-      assert.deepStrictEqual(created.worker.engine, { provider: "openai", model: "gpt-test" })
+      const ready = () =>
+        Effect.map(rt.summary, (s) => Object.fromEntries(s.capabilities.profiles.map((p) => [p.name, p.ready])))
+      assert.deepInclude(yield* ready(), { "llm": true, "by-file": false, "by-env": false, "echo": true })
+      const diagnostics = yield* rt.diagnostics()
+      const notReady = diagnostics.filter((d) => d.code === "profile_not_ready").map((d) => d.message)
+      assert.strictEqual(notReady.length, 2)
+      for (const message of notReady) {
+        assert.notInclude(message, keyFile)
+        assert.notInclude(message, "NOT_SET_ANYWHERE")
+      }
+      yield* Effect.promise(() => writeFile(keyFile, "sk-late-key\n"))
+      assert.deepInclude(yield* ready(), { "by-file": true, "by-env": false })
     }))
 
   it.scopedLive("a worker without a tool grant is offered no tools", () =>
     Effect.gen(function*() {
       const dir = yield* H.tempDir
       const fake = yield* Fakes.make("chat")
-      const rt = yield* H.runtime()
+      const rt = yield* H.runtime({ fake })
       fake.script({ kind: "stream", text: ["hi"] })
       const { worker } = yield* rt.createWorker({
         display_name: "Companion",
-        engine: H.specFor(fake),
+        engine: { profile: "llm" },
         scope: { allow: [{ path: dir, access: "read" }] }
       })
       const { end } = yield* H.turn(rt, worker.worker_id, "hello")
@@ -58,19 +95,20 @@ describe("LLM engines in a runtime", () => {
       const keyFile = join(dir, "key")
       yield* Effect.promise(() => writeFile(keyFile, "sk-from-file-123\n"))
       const fake = yield* Fakes.make("chat")
-      const rt = yield* H.runtime()
-      fake.script({ kind: "stream", text: ["ok"] })
-      const fromFile = yield* rt.createWorker({
-        display_name: "file",
-        engine: H.specFor(fake, { api_key: { file: keyFile } })
+      const rt = yield* H.runtime({
+        fake,
+        profiles: {
+          "file": { api_key: { file: keyFile } },
+          "unset": { api_key: { env: "NOT_SET_ANYWHERE" } },
+          "local": { api_key: undefined }
+        }
       })
+      fake.script({ kind: "stream", text: ["ok"] })
+      const fromFile = yield* rt.createWorker({ display_name: "file", engine: { profile: "file" } })
       assert.strictEqual((yield* H.turn(rt, fromFile.worker.worker_id, "hi")).end.kind, "turn.completed")
       assert.strictEqual(fake.requests[0]!.headers.authorization, "Bearer sk-from-file-123")
 
-      const unset = yield* rt.createWorker({
-        display_name: "unset",
-        engine: H.specFor(fake, { api_key: { env: "NOT_SET_ANYWHERE" } })
-      })
+      const unset = yield* rt.createWorker({ display_name: "unset", engine: { profile: "unset" } })
       const { end } = yield* H.turn(rt, unset.worker.worker_id, "hi")
       assert.strictEqual(end.kind, "turn.failed")
       const error = (end.data as { error: { code: string; message: string } }).error
@@ -78,7 +116,7 @@ describe("LLM engines in a runtime", () => {
       assert.include(error.message, "NOT_SET_ANYWHERE")
       assert.strictEqual(fake.requests.length, 1)
 
-      const noKey = yield* rt.createWorker({ display_name: "local", engine: H.specFor(fake, { api_key: undefined }) })
+      const noKey = yield* rt.createWorker({ display_name: "local", engine: { profile: "local" } })
       fake.script({ kind: "stream", text: ["no key needed"] })
       assert.strictEqual((yield* H.turn(rt, noKey.worker.worker_id, "hi")).end.kind, "turn.completed")
       assert.isUndefined(fake.requests[1]!.headers.authorization)
@@ -89,7 +127,7 @@ describe("LLM engines in a runtime", () => {
       const dir = yield* H.tempDir
       yield* Effect.promise(() => writeFile(join(dir, "a.txt"), "a"))
       const fake = yield* Fakes.make("chat")
-      const rt = yield* H.runtime()
+      const rt = yield* H.runtime({ fake })
       const call = (id: string): Fakes.Reply => ({
         kind: "stream",
         calls: [{ id, name: "read_file", args: "{\"path\":\"a.txt\"}" }],
@@ -98,7 +136,7 @@ describe("LLM engines in a runtime", () => {
       fake.script(call("c1"), call("c2"))
       const { worker } = yield* rt.createWorker({
         display_name: "Looper",
-        engine: H.specFor(fake, { max_steps: 2 }),
+        engine: { profile: "llm", max_steps: 2 },
         tools: ["read_file"],
         scope: { allow: [{ path: dir, access: "read" }] }
       })
@@ -116,10 +154,10 @@ describe("LLM engines in a runtime", () => {
   it.scopedLive("bounds the history sent to the model by the context budget", () =>
     Effect.gen(function*() {
       const fake = yield* Fakes.make("chat")
-      const rt = yield* H.runtime()
+      const rt = yield* H.runtime({ fake, profiles: { budget: { context_budget_tokens: 250 } } })
       const { worker } = yield* rt.createWorker({
         display_name: "Budget",
-        engine: H.specFor(fake, { context_budget_tokens: 250 }),
+        engine: { profile: "budget" },
         system_prompt: "sys"
       })
       for (const tag of ["one", "two", "three"]) {
@@ -137,11 +175,15 @@ describe("LLM engines in a runtime", () => {
   it.scopedLive("waits out the provider's request timeout and fails typed when retries run out", () =>
     Effect.gen(function*() {
       const fake = yield* Fakes.make("anthropic")
-      const rt = yield* H.runtime({ ...H.testConfig, retry: { maxRetries: 1, initialDelayMs: 1, maxDelayMs: 1 } })
+      const rt = yield* H.runtime({
+        fake,
+        profiles: { slow: { request_timeout_ms: 150 } },
+        config: { ...H.testConfig, retry: { maxRetries: 1, initialDelayMs: 1, maxDelayMs: 1 } }
+      })
       fake.script({ kind: "stream", hang: true }, { kind: "stream", hang: true })
       const { worker } = yield* rt.createWorker({
         display_name: "Slow",
-        engine: H.specFor(fake, { request_timeout_ms: 150 })
+        engine: { profile: "slow" }
       })
       const { end, turnEvents } = yield* H.turn(rt, worker.worker_id, "hi")
       assert.strictEqual(end.kind, "turn.failed")
@@ -155,7 +197,7 @@ describe("LLM engines in a runtime", () => {
   it.scopedLive("gives up when Retry-After exceeds the retry budget", () =>
     Effect.gen(function*() {
       const fake = yield* Fakes.make("responses")
-      const rt = yield* H.runtime()
+      const rt = yield* H.runtime({ fake })
       fake.script({
         kind: "status",
         status: 429,
@@ -163,7 +205,7 @@ describe("LLM engines in a runtime", () => {
         message: "quota",
         headers: { "retry-after": "3600" }
       })
-      const { worker } = yield* rt.createWorker({ display_name: "Limited", engine: H.specFor(fake) })
+      const { worker } = yield* rt.createWorker({ display_name: "Limited", engine: { profile: "llm" } })
       const { end, turnEvents } = yield* H.turn(rt, worker.worker_id, "hi")
       const error = (end.data as { error: { code: string; message: string } }).error
       assert.strictEqual(error.code, "provider_rate_limited")
@@ -176,7 +218,7 @@ describe("LLM engines in a runtime", () => {
     Effect.gen(function*() {
       const dir = yield* H.tempDir
       const fake = yield* Fakes.make("chat")
-      const rt = yield* H.runtime()
+      const rt = yield* H.runtime({ fake })
       fake.script(
         { kind: "stream", calls: [{ id: "c1", name: "read_file", args: "{\"path\": \"a.t" }] },
         { kind: "stream", text: ["sorry"] },
@@ -184,7 +226,7 @@ describe("LLM engines in a runtime", () => {
       )
       const { worker } = yield* rt.createWorker({
         display_name: "Sloppy",
-        engine: H.specFor(fake),
+        engine: { profile: "llm" },
         tools: ["read_file"],
         scope: { allow: [{ path: dir, access: "read" }] }
       })

@@ -1,9 +1,10 @@
 import { FetchHttpClient } from "@effect/platform"
-import { type Domain, layerMemory, Runtime, type WorkerStore } from "@yoi/worker-runtime"
+import { type Domain, layerMemory, type Profiles, Runtime, type WorkerStore } from "@yoi/worker-runtime"
 import { ConfigProvider, Context, Effect, Layer, type Scope, Stream } from "effect"
 import { mkdtemp, realpath, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import * as FsTools from "../src/FsTools.js"
 import * as LlmEngines from "../src/LlmEngines.js"
 import type { Fake, Protocol } from "./fakes.js"
 
@@ -39,17 +40,36 @@ export const endpoint: Record<Protocol, string> = {
   anthropic: "/v1/messages"
 }
 
-/** A real in-memory Runtime with the real engines over fetch, reading secrets from `env`. */
+export interface RuntimeOptions {
+  /** The fake model server the `llm` profile points at (with its protocol's provider). */
+  readonly fake?: Fake | undefined
+  /** More profiles over the same fake, each `specFor(fake, extra)`. */
+  readonly profiles?: Readonly<Record<string, Partial<Domain.EngineSpec>>> | undefined
+  readonly config?: LlmEngines.LlmConfig | undefined
+  readonly vars?: Map<string, string> | undefined
+}
+
+/**
+ * A real in-memory Runtime with the real engines over fetch, reading secrets from `vars`: profile `llm` points at
+ * the fake, every filesystem tool is offered, and scopes may be granted anywhere.
+ */
 export const runtime = (
-  config: LlmEngines.LlmConfig = testConfig,
-  vars: Map<string, string> = env
-): Effect.Effect<Runtime.RuntimeService, WorkerStore.StoreError, Scope.Scope> =>
+  options: RuntimeOptions = {}
+): Effect.Effect<Runtime.RuntimeService, WorkerStore.StoreError | Profiles.RuntimeConfigError, Scope.Scope> =>
   Effect.gen(function*() {
-    const engines = LlmEngines.layer(config).pipe(
+    const engines = LlmEngines.layer(options.config ?? testConfig).pipe(
       Layer.provide(FetchHttpClient.layer),
-      Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(vars)))
+      Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(options.vars ?? env)))
     )
-    const context = yield* Layer.build(layerMemory({ engineLayer: engines }))
+    const fake = options.fake
+    const profiles: Record<string, Domain.EngineSpec> = fake === undefined ? {} : {
+      llm: specFor(fake),
+      ...Object.fromEntries(Object.entries(options.profiles ?? {}).map(([name, extra]) => [name, specFor(fake, extra)]))
+    }
+    const context = yield* Layer.build(layerMemory({
+      engineLayer: engines,
+      policy: { engines: { profiles }, tools: FsTools.names, scope_roots: [{ path: "/", access: "write" }] }
+    }))
     return Context.get(context, Runtime.Runtime)
   })
 

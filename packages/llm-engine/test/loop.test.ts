@@ -38,7 +38,7 @@ for (const protocol of protocols) {
           await mkdir(join(dir, "sub"))
         })
         const fake = yield* Fakes.make(protocol)
-        const rt = yield* H.runtime()
+        const rt = yield* H.runtime({ fake })
         fake.script(
           {
             kind: "stream",
@@ -53,7 +53,7 @@ for (const protocol of protocols) {
         )
         const { worker } = yield* rt.createWorker({
           display_name: "Coder",
-          engine: H.specFor(fake),
+          engine: { profile: "llm" },
           tools: ["read_file", "list_dir"],
           scope: { allow: [{ path: dir, access: "write" }] }
         })
@@ -98,14 +98,14 @@ for (const protocol of protocols) {
       Effect.gen(function*() {
         const dir = yield* H.tempDir
         const fake = yield* Fakes.make(protocol)
-        const rt = yield* H.runtime()
+        const rt = yield* H.runtime({ fake })
         fake.script(
           { kind: "stream", calls: [{ id: "call_x", name: "read_file", args: "{\"path\": \"../../../etc/passwd\"}" }] },
           { kind: "stream", text: ["I may not read that."] }
         )
         const { worker } = yield* rt.createWorker({
           display_name: "Coder",
-          engine: H.specFor(fake),
+          engine: { profile: "llm" },
           tools: ["read_file"],
           scope: { allow: [{ path: dir, access: "read" }] }
         })
@@ -124,14 +124,14 @@ for (const protocol of protocols) {
     it.scopedLive("retries a 500 and a 429 (honouring Retry-After) and a connection cut before output", () =>
       Effect.gen(function*() {
         const fake = yield* Fakes.make(protocol)
-        const rt = yield* H.runtime()
+        const rt = yield* H.runtime({ fake })
         fake.script(
           { kind: "status", status: 500, type: "server_error", message: "internal error" },
           { kind: "status", status: 429, type: "rate_limit_error", message: "slow down", headers: { "retry-after": "1" } },
           { kind: "stream", cut: true },
           { kind: "stream", text: ["Recovered."] }
         )
-        const { worker } = yield* rt.createWorker({ display_name: "Companion", engine: H.specFor(fake) })
+        const { worker } = yield* rt.createWorker({ display_name: "Companion", engine: { profile: "llm" } })
         const { end, turnEvents } = yield* H.turn(rt, worker.worker_id, "Hi")
         assert.strictEqual(end.kind, "turn.completed", stringify(end.data))
         const retries = turnEvents.filter((e) => e.kind === "turn.retry").map((e) =>
@@ -150,7 +150,7 @@ for (const protocol of protocols) {
     it.scopedLive("fails on an error mid-stream after text, keeps the partial answer, and stays usable", () =>
       Effect.gen(function*() {
         const fake = yield* Fakes.make(protocol)
-        const rt = yield* H.runtime()
+        const rt = yield* H.runtime({ fake })
         fake.script(
           {
             kind: "stream",
@@ -159,7 +159,7 @@ for (const protocol of protocols) {
           },
           { kind: "stream", text: ["Second try works."] }
         )
-        const { worker } = yield* rt.createWorker({ display_name: "Companion", engine: H.specFor(fake) })
+        const { worker } = yield* rt.createWorker({ display_name: "Companion", engine: { profile: "llm" } })
         const first = yield* H.turn(rt, worker.worker_id, "Hi")
         assert.strictEqual(first.end.kind, "turn.failed")
         const error = (first.end.data as { error: { _tag: string; code: string; message: string } }).error
@@ -180,7 +180,7 @@ for (const protocol of protocols) {
     it.scopedLive("fails a 401 at once with a typed error that never carries the key", () =>
       Effect.gen(function*() {
         const fake = yield* Fakes.make(protocol)
-        const rt = yield* H.runtime()
+        const rt = yield* H.runtime({ fake })
         fake.script(
           {
             kind: "status",
@@ -191,7 +191,7 @@ for (const protocol of protocols) {
           { kind: "status", status: 404, type: "not_found_error", message: "model 'gpt-test' not found" },
           { kind: "status", status: 400, type: "invalid_request_error", message: "messages: at least one message is required" }
         )
-        const { worker } = yield* rt.createWorker({ display_name: "Companion", engine: H.specFor(fake) })
+        const { worker } = yield* rt.createWorker({ display_name: "Companion", engine: { profile: "llm" } })
         const first = yield* H.turn(rt, worker.worker_id, "Hi")
         assert.strictEqual(first.end.kind, "turn.failed")
         const error = (first.end.data as { error: { code: string; message: string } }).error
@@ -228,9 +228,9 @@ for (const protocol of protocols) {
     it.scopedLive("cancel closes the provider connection at once and records the partial answer", () =>
       Effect.gen(function*() {
         const fake = yield* Fakes.make(protocol)
-        const rt = yield* H.runtime()
+        const rt = yield* H.runtime({ fake })
         fake.script({ kind: "stream", text: ["Thinking", " slowly"], hang: true })
-        const { worker } = yield* rt.createWorker({ display_name: "Companion", engine: H.specFor(fake) })
+        const { worker } = yield* rt.createWorker({ display_name: "Companion", engine: { profile: "llm" } })
         const accepted = yield* rt.sendInput(worker.worker_id, { text: "Think" })
         yield* Effect.promise(() => fake.hanging())
         // Wait until both deltas reached the runtime, so the partial answer is known.

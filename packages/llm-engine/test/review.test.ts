@@ -57,9 +57,9 @@ describe("provider failures (review)", () => {
     it.scopedLive(`${protocol}: an error code inside a stream that echoes the key never reaches the transcript`, () =>
       Effect.gen(function*() {
         const fake = yield* Fakes.make(protocol)
-        const rt = yield* H.runtime()
+        const rt = yield* H.runtime({ fake })
         fake.script({ kind: "stream", errorAfterText: { type: `bad_key_${H.KEY}`, message: "refused" } })
-        const { worker } = yield* rt.createWorker({ display_name: "Companion", engine: H.specFor(fake) })
+        const { worker } = yield* rt.createWorker({ display_name: "Companion", engine: { profile: "llm" } })
         const result = yield* H.turn(rt, worker.worker_id, "Hi")
         assert.strictEqual(result.end.kind, "turn.failed")
         const everything = stringify([result.events, yield* H.transcript(rt, worker.worker_id)])
@@ -71,14 +71,14 @@ describe("provider failures (review)", () => {
     it.scopedLive(`${protocol}: a 429 for an exhausted quota, or any x-should-retry: false, is not retried`, () =>
       Effect.gen(function*() {
         const fake = yield* Fakes.make(protocol)
-        const rt = yield* H.runtime()
+        const rt = yield* H.runtime({ fake })
         fake.script(
           { kind: "status", status: 429, type: "insufficient_quota", message: "You exceeded your current quota" },
           { kind: "status", status: 503, type: "server_error", message: "no", headers: { "x-should-retry": "false" } },
           { kind: "stream", text: ["never"] },
           { kind: "stream", text: ["never"] }
         )
-        const { worker } = yield* rt.createWorker({ display_name: "Companion", engine: H.specFor(fake) })
+        const { worker } = yield* rt.createWorker({ display_name: "Companion", engine: { profile: "llm" } })
         const first = yield* H.turn(rt, worker.worker_id, "Hi")
         assert.strictEqual(first.end.kind, "turn.failed")
         assert.isFalse(first.turnEvents.some((e) => e.kind === "turn.retry"))

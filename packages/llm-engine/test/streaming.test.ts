@@ -10,11 +10,11 @@ for (const protocol of protocols) {
     it.scopedLive("streams text deltas, commits the assistant message and adds usage to the totals", () =>
       Effect.gen(function*() {
         const fake = yield* Fakes.make(protocol)
-        const rt = yield* H.runtime()
+        const rt = yield* H.runtime({ fake })
         fake.script({ kind: "stream", text: ["Hello", ", ", "world"], usage: { input: 21, output: 3, cached: 8, cacheWrite: 2 } })
         const { worker } = yield* rt.createWorker({
           display_name: "Companion",
-          engine: H.specFor(fake, { temperature: 0.2, max_output_tokens: 256 }),
+          engine: { profile: "llm", temperature: 0.2, max_output_tokens: 256 },
           system_prompt: "Be brief."
         })
         const { end, turnEvents } = yield* H.turn(rt, worker.worker_id, "Say hello")

@@ -5,6 +5,7 @@ import {
   InvalidInput,
   RuntimeUnavailable,
   ScopeConflict,
+  ScopeNotPermitted,
   WorkerAlreadyExists,
   WorkerBusy,
   WorkerNotFound,
@@ -23,6 +24,8 @@ export const WorkerPath = Schema.Struct({ worker_id: Ids.WorkerId.from })
 
 export const ListWorkersParams = Schema.Struct({
   status: Schema.optional(Domain.WorkerStatus),
+  /** Only workers whose `yoi.workspace` metadata is this (a Backend's own workers on a shared runtime). */
+  workspace: Schema.optional(Schema.String.pipe(Schema.maxLength(128))),
   limit: Schema.optional(Schema.NumberFromString),
   page_token: Schema.optional(Schema.String)
 })
@@ -54,6 +57,7 @@ export class WorkersGroup extends HttpApiGroup.make("workers")
       .addSuccess(WorkerExisted, { status: 200 })
       .addError(WorkerAlreadyExists, { status: 409 })
       .addError(ScopeConflict, { status: 409 })
+      .addError(ScopeNotPermitted, { status: 403 })
       .addError(RuntimeUnavailable, { status: 503 })
   )
   .add(

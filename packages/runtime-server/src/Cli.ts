@@ -1,6 +1,7 @@
 import { FileSystem, HttpServer, Path } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
-import { Ids, layerMemory, type RuntimeServices } from "@yoi/worker-runtime"
+import { LlmEngines } from "@yoi/llm-engine"
+import { Ids, layerMemory, Profiles, type RuntimeServices } from "@yoi/worker-runtime"
 import { layerSqlite } from "@yoi/worker-runtime/sqlite"
 import { ConfigError, ConfigProvider, Console, Effect, Layer, Logger, Option, Redacted, Schema } from "effect"
 import { parseArgs } from "node:util"
@@ -83,11 +84,41 @@ const resolveAuth = (cfg: ServerConfig) =>
     return Auth.token(token.value)
   })
 
-const runtimeLayer = (cfg: ServerConfig): Effect.Effect<Layer.Layer<RuntimeServices, StartupError>, never, Path.Path> =>
+/** Reads `--config`: engine profiles, offered tools and scope roots. A bad file is one line naming the field. */
+export const readPolicy = (file: string) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const text = yield* fs.readFileString(file).pipe(
+      Effect.mapError(() => new StartupError({ message: `cannot read the config file ${file}` }))
+    )
+    const raw = yield* Effect.try({
+      try: () => JSON.parse(text) as unknown,
+      catch: () => new StartupError({ message: `the config file ${file} is not valid JSON` })
+    })
+    return yield* Profiles.decodePolicyConfig(raw).pipe(
+      Effect.mapError((e) => new StartupError({ message: `invalid config ${file}: ${e.message}` }))
+    )
+  })
+
+const layerError = (configFile: Option.Option<string>, what: string) =>
+  (e: { readonly _tag: string; readonly message: string }) =>
+    new StartupError({
+      message: e._tag === "RuntimeConfigError"
+        ? `invalid config${Option.isSome(configFile) ? ` ${configFile.value}` : ""}: ${e.message}`
+        : `${what}: ${e.message}`
+    })
+
+const runtimeLayer = (
+  cfg: ServerConfig
+): Effect.Effect<Layer.Layer<RuntimeServices, StartupError>, StartupError, Path.Path | FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const path = yield* Path.Path
+    const policy = Option.isSome(cfg.configFile) ? yield* readPolicy(cfg.configFile.value) : undefined
     const options = {
       runtimeId: cfg.runtimeId,
+      kind: "process" as const,
+      policy,
+      engineLayer: LlmEngines.layerFetch(),
       ...(Option.isSome(cfg.displayName) ? { displayName: cfg.displayName.value } : {})
     }
     const store = Option.getOrElse(cfg.store, () => ({
@@ -95,12 +126,10 @@ const runtimeLayer = (cfg: ServerConfig): Effect.Effect<Layer.Layer<RuntimeServi
       filename: path.join(cfg.dataDir, `runtime-${cfg.runtimeId}.db`)
     }))
     if (store._tag === "Memory") {
-      return layerMemory(options).pipe(
-        Layer.mapError((e) => new StartupError({ message: `cannot start the runtime: ${e.message}` }))
-      )
+      return layerMemory(options).pipe(Layer.mapError(layerError(cfg.configFile, "cannot start the runtime")))
     }
     return layerSqlite({ filename: store.filename, ...options }).pipe(
-      Layer.mapError((e) => new StartupError({ message: `cannot open the store ${store.filename}: ${e.message}` }))
+      Layer.mapError(layerError(cfg.configFile, `cannot open the store ${store.filename}`))
     )
   })
 

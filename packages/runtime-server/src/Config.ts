@@ -25,6 +25,8 @@ export interface ServerConfig {
   readonly graceMs: number
   readonly heartbeatMs: number
   readonly maxEventStreams: number
+  /** A JSON file with engine profiles, offered tools and scope roots (`Profiles.PolicyConfig`). */
+  readonly configFile: Option.Option<string>
 }
 
 /** Each flag and the environment variable it overrides. */
@@ -40,6 +42,7 @@ export const flags = {
   "insecure-no-auth": { env: "YOI_INSECURE_NO_AUTH", type: "boolean" },
   "heartbeat-ms": { env: "YOI_EVENTS_HEARTBEAT_MS", type: "string" },
   "max-event-streams": { env: "YOI_MAX_EVENT_STREAMS", type: "string" },
+  config: { env: "YOI_RUNTIME_CONFIG", type: "string" },
   help: { env: "", type: "boolean" }
 } as const
 
@@ -58,6 +61,8 @@ Serves a Yoi Runtime over HTTP for a Backend (never for browsers directly).
   --insecure-no-auth       serve without a token (loopback only)    YOI_INSECURE_NO_AUTH
   --heartbeat-ms <ms>      event stream heartbeat interval          YOI_EVENTS_HEARTBEAT_MS (default 15000)
   --max-event-streams <n>  event streams open at once (then 503)    YOI_MAX_EVENT_STREAMS (default 1024)
+  --config <file>          engine profiles, tools and scope roots   YOI_RUNTIME_CONFIG (default: echo only, no
+                           (JSON; see docs/engines.md)              tools, no scopes)
   --help                   print this and exit
 `
 
@@ -117,5 +122,8 @@ export const config: Config.Config<ServerConfig> = Config.all({
     Config.validate({ message: "must be at least 1", validation: (n) => n >= 1 }),
     Config.withDefault(1024),
     Config.withDescription("event streams open at once; more are refused with 503")
+  ),
+  configFile: Config.option(Config.string("YOI_RUNTIME_CONFIG")).pipe(
+    Config.withDescription("JSON file with engine profiles, offered tools and scope roots")
   )
 })

@@ -8,7 +8,7 @@ import {
   HttpServerResponse
 } from "@effect/platform"
 import { type InternalError, PayloadTooLarge, RouteNotFound, RuntimeApi, type Unauthorized } from "@yoi/runtime-api"
-import { InvalidInput } from "@yoi/worker-runtime"
+import { InvalidInput, Profiles } from "@yoi/worker-runtime"
 import { Cause, Effect, Option } from "effect"
 import * as Http from "node:http"
 import type { Duplex } from "node:stream"
@@ -61,6 +61,9 @@ export interface ErrorClasses<I, R, P> {
 }
 
 const readable = <I>(classes: ErrorClasses<I, unknown, unknown>, error: HttpApiError.HttpApiDecodeError): I => {
+  // An engine member that a request may not carry (an endpoint, a key reference): say why, not just "unexpected".
+  const refused = error.issues.find((i) => i._tag === "Unexpected" && i.path.length === 2 && i.path[0] === "engine")
+  if (refused !== undefined) return new classes.InvalidInput(Profiles.refusedEngineMember(String(refused.path[1])))
   const seen = new Set<string>()
   const parts: Array<string> = []
   let field: string | undefined

@@ -3,8 +3,21 @@
  * send what no HTTP client would, the runtime's error catalogue as data, and the check that an answer is a typed
  * error of a catalogue. Shared by the runtime's and the Backend's reliability tests.
  */
+import { testPolicy } from "@yoi/worker-runtime/testing"
 import { Effect } from "effect"
+import * as Fs from "node:fs"
 import * as Net from "node:net"
+import * as Path from "node:path"
+
+/**
+ * Writes a `--config` file with every test echo profile (`@yoi/worker-runtime/testing`) and scopes anywhere into
+ * `dir`, and returns its path: engine settings are runtime configuration, so tests name profiles.
+ */
+export const writeTestConfig = (dir: string, extra: Record<string, unknown> = {}): string => {
+  const file = Path.join(dir, "runtime-config.json")
+  Fs.writeFileSync(file, JSON.stringify({ ...testPolicy, ...extra }))
+  return file
+}
 
 /** Every `_tag` a server may answer with, and its one status. */
 export type Catalogue = ReadonlyMap<string, number>
@@ -22,6 +35,7 @@ export const runtimeCatalogue: Catalogue = new Map([
   ["WorkerAlreadyExists", 409],
   ["WorkerStateConflict", 409],
   ["ScopeConflict", 409],
+  ["ScopeNotPermitted", 403],
   ["CursorExpired", 410],
   ["PayloadTooLarge", 413],
   ["RequestHeadersTooLarge", 431],

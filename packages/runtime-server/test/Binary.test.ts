@@ -1,3 +1,5 @@
+import { writeTestConfig } from "@yoi/runtime-server/testing"
+import { echo } from "@yoi/worker-runtime/testing"
 import { FetchHttpClient } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { RuntimeClient } from "@yoi/runtime-api"
@@ -66,7 +68,9 @@ describe("the yoi-runtime binary", () => {
         "--token-file",
         tokenFile,
         "--grace-ms",
-        "300"
+        "300",
+        "--config",
+        writeTestConfig(dir)
       ]
 
       const first = yield* start(args, { YOI_RUNTIME_ID: "env-loses" })
@@ -83,7 +87,7 @@ describe("the yoi-runtime binary", () => {
       )
       assert.deepStrictEqual(transcript.items.map((e) => e.data._tag), ["user_input", "assistant_message"])
 
-      const slow = { provider: "echo", delay_ms: 60_000, chunk_size: 1 }
+      const slow = echo({ delay_ms: 60_000, chunk_size: 1 })
       yield* c.workers.create({ payload: { worker_id: Ids.WorkerId.make("slow"), display_name: "Slow", engine: slow } })
       const { turn_id } = yield* c.workers.input({ path: { worker_id: "slow" }, payload: { text: "never ends" } })
       first.process.kill("SIGTERM")

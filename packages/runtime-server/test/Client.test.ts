@@ -1,3 +1,4 @@
+import { echo, testPolicy } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { RuntimeClient, type RuntimeClientService } from "@yoi/runtime-api"
 import { Ids, layerMemory, Runtime } from "@yoi/worker-runtime"
@@ -9,13 +10,13 @@ const wid = Ids.WorkerId.make
 
 const serve = () =>
   RuntimeServer.layerTest({ auth: Auth.token(Redacted.make(TOKEN)), docs: false }).pipe(
-    Layer.provideMerge(layerMemory({ runtimeId: "rt-client" }))
+    Layer.provideMerge(layerMemory({ policy: testPolicy, runtimeId: "rt-client" }))
   )
 
 const client = RuntimeClient.make({ token: Redacted.make(TOKEN), retries: 0 })
 
 /** A worker whose turns take a minute: it stays `running` until cancelled. */
-const slow = { provider: "echo", delay_ms: 60_000, chunk_size: 1 } as const
+const slow = echo({ delay_ms: 60_000, chunk_size: 1 })
 
 const untilIdle = (c: RuntimeClientService, workerId: string) =>
   c.workers.get({ path: { worker_id: workerId } }).pipe(

@@ -1,3 +1,5 @@
+import { writeTestConfig } from "@yoi/runtime-server/testing"
+import { echo } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Cursor } from "@yoi/worker-runtime"
 import { Effect, Either } from "effect"
@@ -34,7 +36,9 @@ const start = (dir: string): Promise<Running> =>
       "--token-file",
       path.join(dir, "token"),
       "--log-level",
-      "error"
+      "error",
+      "--config",
+      writeTestConfig(dir)
     ], { env: { PATH: process.env.PATH ?? "" }, stdio: ["ignore", "pipe", "pipe"] })
     const exited = new Promise((r) => child.once("exit", r))
     let out = ""
@@ -109,7 +113,7 @@ describe("crash safety of the yoi-runtime binary on SQLite", () => {
         const created = await call(running.url, "POST", "/v1/workers", {
           worker_id: w,
           display_name: w,
-          engine: { provider: "echo", chunk_size: 3, delay_ms: 5 }
+          engine: echo({ chunk_size: 3, delay_ms: 5 })
         })
         assert.strictEqual(created.status, 201)
       }

@@ -1,3 +1,4 @@
+import { testPolicy } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Cursor, type Domain, EventLog, layerMemory, Runtime, type RuntimeOptions } from "@yoi/worker-runtime"
 import { Chunk, Effect, Exit, Fiber, Layer, Redacted, Scope, Stream } from "effect"
@@ -7,7 +8,7 @@ import { appendEvents, connect, contiguous, eventually, TOKEN } from "./SseTestC
 
 const serve = (options: { readonly runtime?: RuntimeOptions; readonly events?: Partial<Sse.SseOptions> } = {}) =>
   RuntimeServer.layerTest({ auth: Auth.token(Redacted.make(TOKEN)), docs: false, events: options.events }).pipe(
-    Layer.provideMerge(layerMemory({ runtimeId: "rt-test", ...options.runtime }))
+    Layer.provideMerge(layerMemory({ policy: testPolicy, runtimeId: "rt-test", ...options.runtime }))
   )
 
 const seqOf = (cursor: string) => Cursor.decode(cursor).pipe((e) => (e._tag === "Right" ? e.right.seq : -1))

@@ -1,3 +1,4 @@
+import { echo, testPolicy } from "@yoi/worker-runtime/testing"
 import { HttpClient } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
@@ -21,7 +22,7 @@ const fast: RuntimeEventsOptions = {
 
 const serve = (options: { readonly runtime?: RuntimeOptions; readonly events?: Partial<Sse.SseOptions> } = {}) =>
   RuntimeServer.layerTest({ auth: Auth.token(Redacted.make(TOKEN)), docs: false, events: options.events }).pipe(
-    Layer.provideMerge(layerMemory({ runtimeId: "rt-client", ...options.runtime }))
+    Layer.provideMerge(layerMemory({ policy: testPolicy, runtimeId: "rt-client", ...options.runtime }))
   )
 
 /** A client whose `requests()` counts the HTTP requests it made (connection attempts). */
@@ -121,7 +122,7 @@ describe("RuntimeEvents (the SSE client) against the server", () => {
       const rest = yield* RuntimeClient.make({ token: Redacted.make(TOKEN) })
       const events = yield* client()
       const created = yield* rest.workers.create({
-        payload: { display_name: "Slow", engine: { provider: "echo", chunk_size: 4, delay_ms: 20 } }
+        payload: { display_name: "Slow", engine: echo({ chunk_size: 4, delay_ms: 20 }) }
       })
       const workerId = created.worker.worker_id
       const head = yield* rest.runtime.summary().pipe(Effect.map((s) => s.cursor))
@@ -154,7 +155,7 @@ describe("RuntimeEvents across a server restart", () => {
   it.live("with the memory store the cursor of the previous life is refused as CursorInvalid, typed", () =>
     Effect.gen(function*() {
       const first = yield* Scope.make()
-      const ctx1 = yield* Layer.buildWithScope(runtimeOn(layerMemory({ runtimeId: "rt-restart" }), 0), first)
+      const ctx1 = yield* Layer.buildWithScope(runtimeOn(layerMemory({ policy: testPolicy, runtimeId: "rt-restart" }), 0), first)
       const listen = yield* Effect.provide(port, ctx1)
       const events = yield* RuntimeEvents.make({ ...fast, baseUrl: `http://127.0.0.1:${listen}` })
       const follower = events.follow()
@@ -171,7 +172,7 @@ describe("RuntimeEvents across a server restart", () => {
       yield* Scope.close(first, Exit.void)
 
       const second = yield* Scope.make()
-      yield* Layer.buildWithScope(runtimeOn(layerMemory({ runtimeId: "rt-restart" }), listen), second)
+      yield* Layer.buildWithScope(runtimeOn(layerMemory({ policy: testPolicy, runtimeId: "rt-restart" }), listen), second)
       const failure = yield* Fiber.join(result).pipe(Effect.flip)
       yield* Scope.close(second, Exit.void)
       assert.strictEqual(failure._tag, "CursorInvalid")
@@ -183,7 +184,7 @@ describe("RuntimeEvents across a server restart", () => {
         Effect.sync(() => mkdtempSync(join(tmpdir(), "yoi-sse-restart-"))),
         (path) => Effect.sync(() => rmSync(path, { recursive: true, force: true }))
       )
-      const store = () => layerSqlite({ filename: join(dir, "runtime.db"), runtimeId: "rt-durable", synchronous: "normal" })
+      const store = () => layerSqlite({ policy: testPolicy, filename: join(dir, "runtime.db"), runtimeId: "rt-durable", synchronous: "normal" })
       // Through the Runtime, so the events are committed to the store like any real ones.
       const mark = (from: number, count: number) =>
         Effect.flatMap(Runtime.Runtime, (rt) =>

@@ -1,3 +1,4 @@
+import { testPolicy } from "@yoi/worker-runtime/testing"
 import { HttpServer } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { Ids, layerMemory, Runtime } from "@yoi/worker-runtime"
@@ -18,7 +19,7 @@ const servers = Effect.gen(function*() {
 })
 
 const serve = RuntimeServer.layerTest({ auth: Auth.token(Redacted.make(TOKEN)) }).pipe(
-  Layer.provideMerge(layerMemory({ runtimeId: "rt-fast" }))
+  Layer.provideMerge(layerMemory({ policy: testPolicy, runtimeId: "rt-fast" }))
 )
 
 describe("the read fast path", () => {

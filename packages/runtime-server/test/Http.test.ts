@@ -1,3 +1,4 @@
+import { echo, testPolicy } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { layerMemory, Runtime } from "@yoi/worker-runtime"
 import { Effect, Layer, Redacted } from "effect"
@@ -10,7 +11,7 @@ const serve = (options: { readonly auth?: Auth.AuthMode; readonly runtime?: Laye
   RuntimeServer.layerTest({
     auth: options.auth ?? Auth.token(Redacted.make(TOKEN)),
     maxBodyBytes: MAX_BODY
-  }).pipe(Layer.provideMerge(options.runtime ?? layerMemory({ runtimeId: "rt-http" })))
+  }).pipe(Layer.provideMerge(options.runtime ?? layerMemory({ policy: testPolicy, runtimeId: "rt-http" })))
 
 const post = (path: string, body: unknown, options: { readonly token?: string | null } = {}) =>
   request("POST", path, { ...options, body: JSON.stringify(body) })
@@ -24,7 +25,7 @@ const assertError = (reply: Reply, status: number, tag: string) => {
   assert.notInclude(reply.json.message, "\n")
 }
 
-const slow = { provider: "echo", delay_ms: 60_000, chunk_size: 1 }
+const slow = echo({ delay_ms: 60_000, chunk_size: 1 })
 
 describe("statuses and error bodies over the wire", () => {
   it.live("success statuses: 201 create, 200 repeat, 202 input, 200 reads", () =>
@@ -183,7 +184,7 @@ describe("statuses and error bodies over the wire", () => {
     const broken = Layer.effect(
       Runtime.Runtime,
       Effect.map(Runtime.Runtime, (rt) => ({ ...rt, summary: Effect.die(new Error("secret internals")) }))
-    ).pipe(Layer.provide(layerMemory({ runtimeId: "rt-broken" })), Layer.orDie)
+    ).pipe(Layer.provide(layerMemory({ policy: testPolicy, runtimeId: "rt-broken" })), Layer.orDie)
     return Effect.gen(function*() {
       const reply = yield* request("GET", "/v1/runtime")
       assertError(reply, 500, "InternalError")

@@ -1,3 +1,4 @@
+import { testPolicy } from "@yoi/worker-runtime/testing"
 import { HttpServer } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { Domain, Ids, layerMemory, Runtime } from "@yoi/worker-runtime"
@@ -17,7 +18,7 @@ const json = ["content-type", "application/json"] as const
 const start = Effect.gen(function*() {
   const context = yield* Layer.build(
     RuntimeServer.layer({ host: "127.0.0.1", port: 0, auth: Auth.token(Redacted.make(TOKEN)), graceMs: 100 }).pipe(
-      Layer.provideMerge(layerMemory({ runtimeId: "fuzz" }))
+      Layer.provideMerge(layerMemory({ policy: testPolicy, runtimeId: "fuzz" }))
     )
   )
   const address = Context.get(context, HttpServer.HttpServer).address

@@ -1,3 +1,4 @@
+import { testPolicy } from "@yoi/worker-runtime/testing"
 import { HttpApi, HttpServer } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { RuntimeApi } from "@yoi/runtime-api"
@@ -26,7 +27,7 @@ syncBuiltinESMExports()
 const start = Effect.map(
   Layer.build(
     RuntimeServer.layer({ host: "127.0.0.1", port: 0, auth: Auth.token(Redacted.make(TOKEN)), graceMs: 100 }).pipe(
-      Layer.provideMerge(layerMemory({ runtimeId: "security" }))
+      Layer.provideMerge(layerMemory({ policy: testPolicy, runtimeId: "security" }))
     )
   ),
   (context) => {

@@ -18,13 +18,21 @@ export type SecretRef = typeof SecretRef.Type
 
 const Bounded = (max: number) => Schema.String.pipe(Schema.maxLength(max))
 
+export const ProfileName = Schema.String.pipe(Schema.pattern(/^[a-z0-9][a-z0-9_.-]{0,63}$/, {
+  message: () => "a profile name is 1-64 characters of a-z, 0-9, '_', '.' and '-', starting with a letter or digit"
+}))
+
+/** Model requests per turn when a profile sets no `max_steps`; a request may lower it, never raise it. */
+export const DEFAULT_MAX_STEPS = 16
+
 /**
- * What engine a worker thinks with. `provider` selects the engine; the other fields are read by the providers that
- * understand them (`chunk_size`, `delay_ms` and `fail_after_chunks` by `echo`, the rest by LLM engines).
+ * A full engine spec: what an engine profile in a runtime's configuration holds. `provider` selects the engine; the
+ * other fields are read by the providers that understand them (`chunk_size`, `delay_ms` and `fail_after_chunks` by
+ * `echo`, the rest by LLM engines). Never request data: endpoints and key references come from configuration only.
  */
 export const EngineSpec = Schema.Struct({
   provider: Schema.String.pipe(Schema.pattern(/^[a-z0-9][a-z0-9_.-]{0,63}$/, {
-    message: () => "engine.provider must be a lowercase provider name such as \"echo\" or \"openai-chat\""
+    message: () => "provider must be a lowercase provider name such as \"echo\" or \"openai-chat\""
   })),
   model: Schema.optional(Bounded(256)),
   base_url: Schema.optional(Bounded(2048)),
@@ -37,15 +45,41 @@ export const EngineSpec = Schema.Struct({
   chunk_size: Schema.optional(Schema.Int.pipe(Schema.between(1, 1_000_000))),
   delay_ms: Schema.optional(Schema.Int.pipe(Schema.between(0, 60_000))),
   fail_after_chunks: Schema.optional(Schema.Int.pipe(Schema.between(0, 1_000_000)))
-})
+}).annotations({ identifier: "EngineProfile" })
 export type EngineSpec = typeof EngineSpec.Type
 
-/** The part of an engine spec that is shown to clients: never a key reference, never an endpoint. */
+/** The members an `engine` of a create request may have: a profile name and bounded, non-sensitive overrides. */
+export const engineRequestFields = ["profile", "temperature", "max_output_tokens", "max_steps"] as const
+
+/**
+ * What a create request says about the engine: the name of one of the runtime's profiles (absent: its default) and
+ * overrides that may only narrow what the profile allows. Endpoints, keys and providers are never request data.
+ */
+export const EngineRequest = Schema.Struct({
+  profile: Schema.optional(ProfileName),
+  temperature: Schema.optional(Schema.Number.pipe(Schema.between(0, 2))),
+  max_output_tokens: Schema.optional(Schema.Int.pipe(Schema.between(1, 1_000_000))),
+  max_steps: Schema.optional(Schema.Int.pipe(Schema.between(1, 1000)))
+}).annotations({ identifier: "EngineRequest" })
+export type EngineRequest = typeof EngineRequest.Type
+
+/** The engine of a worker as clients see it: the profile it was created with and what that profile runs. */
 export const EngineView = Schema.Struct({
+  profile: Schema.String,
   provider: Schema.String,
   model: Schema.optional(Schema.String)
 })
 export type EngineView = typeof EngineView.Type
+
+/** A profile as any client may see it: never an endpoint, a key reference or a path. */
+export const ProfileView = Schema.Struct({
+  name: Schema.String,
+  provider: Schema.String,
+  model: Schema.optional(Schema.String),
+  /** Whether a turn could start now: its key (if it needs one) can be read. Checked when read. */
+  ready: Schema.Boolean
+})
+export type ProfileView = typeof ProfileView.Type
 
 export const Access = Schema.Literal("read", "write")
 export type Access = typeof Access.Type
@@ -82,7 +116,7 @@ export const CreateWorker = Schema.Struct({
     Schema.minLength(1, { message: () => "display_name must not be empty" }),
     Schema.maxLength(200, { message: () => "display_name must be at most 200 characters" })
   ),
-  engine: Schema.optional(EngineSpec),
+  engine: Schema.optional(EngineRequest),
   system_prompt: Schema.optional(Bounded(200_000)),
   tools: Schema.optional(Schema.Array(ToolName).pipe(Schema.maxItems(64))),
   scope: Schema.optional(ScopeSpec),
@@ -226,9 +260,24 @@ export const RuntimeEvent = Schema.Struct({
 })
 export type RuntimeEvent = typeof RuntimeEvent.Type
 
+/** The widest filesystem access a runtime grants to worker scopes; `none` when it has no scope roots. */
+export const ScopeAccess = Schema.Literal("none", "read", "write")
+export type ScopeAccess = typeof ScopeAccess.Type
+
+/** What a runtime can do, so a caller can pick one by capability. Names no endpoint, key reference or path. */
 export const Capabilities = Schema.Struct({
+  /** `embedded` in another process (the Backend), `process` when served as `yoi-runtime`. */
+  kind: Schema.Literal("embedded", "process"),
+  /** Engine providers this runtime can run. */
   engines: Schema.Array(Schema.String),
+  profiles: Schema.Array(ProfileView),
+  default_profile: Schema.String,
+  /** Tools a worker may be granted here. */
   tools: Schema.Array(Schema.String),
+  scopes: ScopeAccess,
+  shell: Schema.Boolean,
+  git: Schema.Boolean,
+  worktree: Schema.Boolean,
   durable: Schema.Boolean,
   event_replay: Schema.Boolean,
   allocations: Schema.Boolean

@@ -43,12 +43,19 @@ export interface TurnContext {
   readonly history: (limit: number) => Effect.Effect<ReadonlyArray<TranscriptEntry>>
 }
 
-/** One provider: validates a spec at create time and runs turns as a stream of engine events. */
+/** One provider: validates a profile's spec at start and runs turns as a stream of engine events. */
 export interface Engine {
   readonly provider: string
   /** Tool names this engine can run for a worker that was granted them. */
   readonly tools: ReadonlyArray<string>
+  /** Checks a configured profile's spec; `field` names the bad member (e.g. `base_url`). */
   readonly validate: (spec: EngineSpec) => Effect.Effect<void, InvalidInput>
+  /**
+   * Why a turn with this spec could not start now (its key cannot be read), or none when it could. Asked whenever a
+   * client reads the runtime's profiles, so a key that appears later makes the profile ready. Absent: always ready.
+   * The reason names no key reference or path.
+   */
+  readonly notReady?: ((spec: EngineSpec) => Effect.Effect<Option.Option<string>>) | undefined
   readonly turn: (context: TurnContext) => Stream.Stream<EngineEvent, EngineError>
 }
 
@@ -88,7 +95,10 @@ export const echo: Engine = {
   tools: [],
   validate: (spec) =>
     spec.model !== undefined || spec.base_url !== undefined || spec.api_key !== undefined
-      ? Effect.fail(new InvalidInput({ field: "engine", message: "the echo engine takes no model, base_url or api_key" }))
+      ? Effect.fail(new InvalidInput({
+        field: spec.model !== undefined ? "model" : spec.base_url !== undefined ? "base_url" : "api_key",
+        message: "the echo engine takes no model, base_url or api_key"
+      }))
       : Effect.void,
   turn: (context) => {
     const size = context.spec.chunk_size ?? 16

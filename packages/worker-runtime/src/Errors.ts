@@ -65,6 +65,16 @@ export class ScopeConflict extends Schema.TaggedError<ScopeConflict>()("ScopeCon
   message: Schema.String
 }) {}
 
+/**
+ * The scope (or a filesystem tool grant) is not allowed by the runtime's configuration: a path outside its
+ * `scope_roots` (compared after resolving symlinks), access wider than the root's, or no roots at all. Names the
+ * refused field, never a root. HTTP 403.
+ */
+export class ScopeNotPermitted extends Schema.TaggedError<ScopeNotPermitted>()("ScopeNotPermitted", {
+  field: Schema.String,
+  message: Schema.String
+}) {}
+
 /** The request is malformed or out of range; nothing was changed. HTTP 400. */
 export class InvalidInput extends Schema.TaggedError<InvalidInput>()("InvalidInput", {
   message: Schema.String,

@@ -2,6 +2,7 @@ import { Effect, Layer, Option } from "effect"
 import * as AllocationRegistry from "./AllocationRegistry.js"
 import * as Engine from "./Engine.js"
 import * as EventLog from "./EventLog.js"
+import * as Profiles from "./Profiles.js"
 import * as Runtime from "./Runtime.js"
 import * as WorkerStore from "./WorkerStore.js"
 
@@ -18,6 +19,13 @@ export interface RuntimeOptions {
    * tools are confined to a worker's scope). Offered alongside `engines`; on a provider name clash `engines` wins.
    */
   readonly engineLayer?: Layer.Layer<Engine.Engines, never, AllocationRegistry.AllocationRegistry> | undefined
+  /**
+   * Engine profiles, offered tools and scope roots: the same document `yoi-runtime --config` reads. Without it the
+   * runtime has the `echo` profile (plus one named after each engine in `engines`), no tools and no scope roots.
+   */
+  readonly policy?: Profiles.PolicyConfig | undefined
+  /** `embedded` (the default) or `process` (served as its own process). */
+  readonly kind?: "embedded" | "process" | undefined
 }
 
 /** Every service a composed runtime provides. */
@@ -36,7 +44,12 @@ export const configFrom = (options: RuntimeOptions): Runtime.RuntimeConfigShape 
     displayName: options.displayName ?? options.runtimeId ?? base.displayName,
     eventBacklog: options.eventBacklog ?? base.eventBacklog,
     subscriberBuffer: options.subscriberBuffer ?? base.subscriberBuffer,
-    historyLimit: options.historyLimit ?? base.historyLimit
+    historyLimit: options.historyLimit ?? base.historyLimit,
+    kind: options.kind ?? base.kind,
+    engines: options.policy?.engines,
+    implicitProfiles: (options.engines ?? []).map((e) => e.provider),
+    tools: options.policy?.tools ?? [],
+    scopeRoots: options.policy?.scope_roots ?? []
   }
 }
 
@@ -63,7 +76,7 @@ export const enginesFrom = (
 export const layerWith = <E, R>(
   options: RuntimeOptions,
   storage: Layer.Layer<WorkerStore.WorkerStore | AllocationRegistry.AllocationRegistry, E, R>
-): Layer.Layer<RuntimeServices, E | WorkerStore.StoreError, R> => {
+): Layer.Layer<RuntimeServices, E | WorkerStore.StoreError | Profiles.RuntimeConfigError, R> => {
   const config = configFrom(options)
   const base = Layer.merge(
     Layer.succeed(Runtime.RuntimeConfig, config),
@@ -81,5 +94,5 @@ export const layerWith = <E, R>(
 /** A whole runtime in memory: nothing survives the process, cursors of a previous life are foreign. */
 export const layerMemory = (
   options: RuntimeOptions = {}
-): Layer.Layer<RuntimeServices, WorkerStore.StoreError> =>
+): Layer.Layer<RuntimeServices, WorkerStore.StoreError | Profiles.RuntimeConfigError> =>
   layerWith(options, Layer.merge(WorkerStore.layerMemory, AllocationRegistry.layerMemory))

@@ -6,9 +6,13 @@ import {
   type CreateResult,
   type DeleteResult,
   type Diagnostic,
+  type EngineRequest,
+  type EngineSpec,
+  type EngineView,
   EventKind,
   type InputAccepted,
   type LastTurn,
+  type ProfileView,
   type RuntimeEvent,
   type RuntimeSummary,
   SendInput,
@@ -31,6 +35,7 @@ import {
   InvalidInput,
   RuntimeUnavailable,
   type ScopeConflict,
+  type ScopeNotPermitted,
   WorkerAlreadyExists,
   WorkerBusy,
   WorkerNotFound,
@@ -40,6 +45,8 @@ import {
 import { type EventDraft, EventLog } from "./EventLog.js"
 import { makeEntryId, makeTurnId, makeWorkerId, RuntimeId, type TurnId, WorkerId } from "./Ids.js"
 import * as Json from "./internal/json.js"
+import * as ScopePolicy from "./internal/scopePolicy.js"
+import * as Profiles from "./Profiles.js"
 import { type CommitBatch, type StoreError, WorkerStore } from "./WorkerStore.js"
 
 export const VERSION = "0.1.0"
@@ -53,6 +60,16 @@ export interface RuntimeConfigShape {
   readonly subscriberBuffer: number
   /** The most transcript entries an engine may read as history for one turn. */
   readonly historyLimit: number
+  /** `embedded` in another process, or `process` when served on its own (`yoi-runtime`). */
+  readonly kind: "embedded" | "process"
+  /** Named engine profiles and the default; `echo` is always added. */
+  readonly engines: Profiles.EnginesConfig | undefined
+  /** Providers (engines added in code) that get a same-named profile unless one is configured. */
+  readonly implicitProfiles: ReadonlyArray<string>
+  /** Tools a worker may be granted; none unless configured. */
+  readonly tools: ReadonlyArray<string>
+  /** Where worker scopes may be granted; none (no scopes, no filesystem tools) unless configured. */
+  readonly scopeRoots: ReadonlyArray<Profiles.ScopeRoot>
 }
 
 export class RuntimeConfig extends Context.Tag("@yoi/worker-runtime/RuntimeConfig")<
@@ -65,7 +82,12 @@ export const defaultConfig = (runtimeId = "local"): RuntimeConfigShape => ({
   displayName: runtimeId,
   eventBacklog: 10_000,
   subscriberBuffer: 1_024,
-  historyLimit: 1_000
+  historyLimit: 1_000,
+  kind: "embedded",
+  engines: undefined,
+  implicitProfiles: [],
+  tools: [],
+  scopeRoots: []
 })
 
 export const TRANSCRIPT_PAGE_MAX = 500
@@ -74,6 +96,8 @@ const MAX_INPUT_CHARS = 1_000_000
 
 export interface ListWorkersQuery {
   readonly status?: string | undefined
+  /** Only workers whose `yoi.workspace` metadata is this. */
+  readonly workspace?: string | undefined
   readonly limit?: number | undefined
   readonly page_token?: string | undefined
 }
@@ -100,7 +124,10 @@ export interface RuntimeService {
   readonly getWorker: (workerId: string) => Effect.Effect<Worker, WorkerNotFound | InvalidInput>
   readonly createWorker: (
     spec: CreateWorker
-  ) => Effect.Effect<CreateResult, InvalidInput | WorkerAlreadyExists | ScopeConflict | RuntimeUnavailable>
+  ) => Effect.Effect<
+    CreateResult,
+    InvalidInput | WorkerAlreadyExists | ScopeConflict | ScopeNotPermitted | RuntimeUnavailable
+  >
   readonly sendInput: (
     workerId: string,
     input: SendInput
@@ -192,7 +219,16 @@ export const decodeInput = <A, I>(schema: Schema.Schema<A, I>) => {
       : Either.match(decode(input), { onLeft: (e) => Effect.fail(formatParseError(e)), onRight: Effect.succeed })
 }
 
-const decodeCreate = decodeInput(CreateWorker)
+const decodeCreateSchema = decodeInput(CreateWorker)
+
+/**
+ * Decodes a create request: an `engine` member other than a profile and the bounded overrides is refused first,
+ * naming the member, so that no endpoint or key reference is ever taken from a request.
+ */
+export const decodeCreate = (raw: unknown): Effect.Effect<CreateWorker, InvalidInput> =>
+  typeof raw === "object" && raw !== null
+    ? Effect.zipRight(Profiles.checkRequestShape((raw as { engine?: unknown }).engine), decodeCreateSchema(raw))
+    : decodeCreateSchema(raw)
 const decodeSendInput = decodeInput(SendInput)
 const isWorkerId = Schema.is(WorkerId)
 const isStatus = Schema.is(WorkerStatus)
@@ -222,7 +258,7 @@ const addUsage = (a: Usage, b: ActiveTurn["usage"], at: string, turns: number): 
 
 export const make: Effect.Effect<
   RuntimeService,
-  StoreError,
+  StoreError | Profiles.RuntimeConfigError,
   RuntimeConfig | WorkerStore | EventLog | AllocationRegistry | Engines | Scope.Scope
 > = Effect.gen(function*() {
   const config = yield* RuntimeConfig
@@ -237,6 +273,103 @@ export const make: Effect.Effect<
   const registryLock = yield* Effect.makeSemaphore(1)
   let draining = false
 
+  // --- configuration: profiles, tools, scope roots ------------------------------------------------------------
+
+  const { defaultProfile, profiles } = yield* Profiles.table(config.engines, config.implicitProfiles)
+  for (const [name, spec] of profiles) {
+    const engine = engines.get(spec.provider)
+    if (Option.isNone(engine)) {
+      return yield* new Profiles.RuntimeConfigError({
+        message: `engines.profiles.${name}.provider: this runtime has no ${spec.provider} engine ` +
+          `(it has ${engines.providers.join(", ")})`
+      })
+    }
+    yield* engine.value.validate(spec).pipe(Effect.mapError((e) =>
+      new Profiles.RuntimeConfigError({
+        message: `engines.profiles.${name}${e.field === undefined ? "" : `.${e.field.replace(/^engine\./, "")}`}: ${e.message}`
+      })
+    ))
+  }
+  const unknownTool = config.tools.find((tool) => !engines.tools.includes(tool))
+  if (unknownTool !== undefined) {
+    return yield* new Profiles.RuntimeConfigError({
+      message: `tools: no engine of this runtime implements ${unknownTool}` +
+        (engines.tools.length > 0 ? ` (they implement ${engines.tools.join(", ")})` : "")
+    })
+  }
+  const scopeRoots = yield* ScopePolicy.canonicalRoots(config.scopeRoots)
+
+  /** Why a profile could not run a turn now, or none. */
+  const profileProblem = (spec: EngineSpec): Effect.Effect<Option.Option<string>> =>
+    Option.match(engines.get(spec.provider), {
+      onNone: () => Effect.succeed(Option.some(`this runtime has no ${spec.provider} engine`)),
+      onSome: (engine) => engine.notReady === undefined ? Effect.succeed(Option.none()) : engine.notReady(spec)
+    })
+
+  const profileViews = Effect.forEach(Array.from(profiles), ([name, spec]) =>
+    Effect.map(profileProblem(spec), (problem): ProfileView => ({
+      name,
+      provider: spec.provider,
+      ...(spec.model === undefined ? {} : { model: spec.model }),
+      ready: Option.isNone(problem)
+    })))
+
+  const engineView = (request: EngineRequest | undefined): EngineView => {
+    const name = request?.profile ?? defaultProfile
+    const profile = profiles.get(name)
+    if (profile === undefined) return { profile: name, provider: "unavailable" }
+    return profile.model === undefined
+      ? { profile: name, provider: profile.provider }
+      : { profile: name, provider: profile.provider, model: profile.model }
+  }
+
+  /**
+   * Admits a create request under the runtime's configuration: its profile exists and its overrides stay within it,
+   * the tools are offered here and runnable by the profile's engine, and the scope lies inside the scope roots.
+   * Returns the spec to record: the profile named, the scope with canonical paths.
+   */
+  const admit = (spec: CreateWorker) =>
+    Effect.gen(function*() {
+      const profileName = spec.engine?.profile ?? defaultProfile
+      const profile = profiles.get(profileName)
+      if (profile === undefined) {
+        return yield* new InvalidInput({
+          field: "engine.profile",
+          message: `unknown engine profile ${JSON.stringify(profileName)}; this runtime offers ${
+            Array.from(profiles.keys()).join(", ")
+          }`
+        })
+      }
+      yield* Profiles.checkOverrides(profileName, profile, spec.engine)
+      const tools = spec.tools ?? []
+      const notOffered = tools.filter((t) => !config.tools.includes(t))
+      if (notOffered.length > 0) {
+        return yield* new InvalidInput({
+          field: "tools",
+          message: `this runtime does not offer ${notOffered.join(", ")}` +
+            (config.tools.length > 0 ? ` (it offers ${config.tools.join(", ")})` : " (it offers no tools)")
+        })
+      }
+      const engineTools: ReadonlyArray<string> = Option.match(engines.get(profile.provider), {
+        onNone: () => [],
+        onSome: (e) => e.tools
+      })
+      const unrunnable = tools.filter((t) => !engineTools.includes(t))
+      if (unrunnable.length > 0) {
+        return yield* new InvalidInput({
+          field: "tools",
+          message: `profile ${profileName} (${profile.provider}) cannot run ${unrunnable.join(", ")}`
+        })
+      }
+      const scope = yield* ScopePolicy.check(scopeRoots, spec.scope, tools)
+      const { scope: _requested, ...rest } = spec
+      return {
+        ...rest,
+        engine: { ...spec.engine, profile: profileName },
+        ...(scope === undefined ? {} : { scope })
+      } satisfies CreateWorker
+    })
+
   const view = (r: WorkerRecord): Worker => {
     const w: { -readonly [K in keyof Worker]: Worker[K] } = {
       runtime_id: runtimeId,
@@ -244,9 +377,7 @@ export const make: Effect.Effect<
       display_name: r.spec.display_name,
       display_ref: `${r.spec.display_name}@${runtimeId}`,
       status: r.status,
-      engine: r.spec.engine?.model === undefined
-        ? { provider: r.spec.engine?.provider ?? "echo" }
-        : { provider: r.spec.engine.provider, model: r.spec.engine.model },
+      engine: engineView(r.spec.engine),
       tools: r.spec.tools ?? [],
       created_at: r.created_at,
       updated_at: r.updated_at,
@@ -500,15 +631,31 @@ export const make: Effect.Effect<
       return steps.length === 1 ? steps[0]! : Effect.forEach(steps, (step) => step, { discard: true })
     })
 
+  /** The engine and spec a worker's turn runs with, or why it cannot run (its profile is gone). */
+  const resolveEngine = (
+    request: EngineRequest | undefined
+  ): Either.Either<{ readonly engine: Engine; readonly spec: EngineSpec }, EngineError> => {
+    const name = request?.profile ?? defaultProfile
+    const profile = profiles.get(name)
+    const engine = profile === undefined ? Option.none() : engines.get(profile.provider)
+    return profile === undefined || Option.isNone(engine)
+      ? Either.left(new EngineError({
+        code: "profile_unavailable",
+        message: `engine profile ${name} is not configured on this runtime`,
+        retryable: false
+      }))
+      : Either.right({ engine: engine.value, spec: Profiles.applyOverrides(profile, request) })
+  }
+
   const runTurn = (
     state: WorkerState,
     turn: ActiveTurn,
-    engine: Engine,
     text: string,
     inputIndex: number
   ): Effect.Effect<void> => {
     const record = state.record
-    const spec = record.spec.engine ?? { provider: "echo" }
+    const resolved = resolveEngine(record.spec.engine)
+    const spec: EngineSpec = Either.isRight(resolved) ? resolved.right.spec : { provider: "unavailable" }
     const context: TurnContext = {
       runtimeId,
       workerId: record.worker_id,
@@ -530,7 +677,11 @@ export const make: Effect.Effect<
           state.turn === turn ? finishLocked(state, turn, outcome, { error, reason: finish.reason }) : Effect.void
         )
       )
-    return engine.turn(context).pipe(
+    const events: Stream.Stream<EngineEvent, EngineError> = Either.match(resolved, {
+      onLeft: (error) => Stream.fail(error),
+      onRight: ({ engine }) => engine.turn(context)
+    })
+    return events.pipe(
       Stream.runForEachChunk((chunk) => onEngineChunk(state, turn, chunk, finish)),
       // A crashing engine ends the turn as failed instead of leaving the worker running forever.
       Effect.catchAllDefect((defect) =>
@@ -575,13 +726,6 @@ export const make: Effect.Effect<
         return yield* WorkerBusy.of(record.worker_id, record.current_turn_id ?? state.turn?.turnId ?? "unknown")
       }
       if (draining) return yield* new RuntimeUnavailable({ message: "the runtime is shutting down" })
-      const provider = record.spec.engine?.provider ?? "echo"
-      const engine = engines.get(provider)
-      if (Option.isNone(engine)) {
-        return yield* new RuntimeUnavailable({
-          message: `engine provider ${provider} is not available in this runtime; restart it with that engine`
-        })
-      }
       const turnId = makeTurnId()
       const at = now()
       const input = entry(record, 0, { _tag: "user_input", text }, at, turnId)
@@ -607,7 +751,7 @@ export const make: Effect.Effect<
       }).pipe(
         // A committed turn must get its fiber even if the caller is interrupted now, or the worker stays running.
         Effect.zipRight(
-          Effect.forkIn(Effect.interruptible(runTurn(state, turn, engine.value, text, input.index)), runtimeScope)
+          Effect.forkIn(Effect.interruptible(runTurn(state, turn, text, input.index)), runtimeScope)
         ),
         Effect.map((fiber) => {
           turn.fiber = fiber
@@ -632,25 +776,9 @@ export const make: Effect.Effect<
   const specKey = (spec: CreateWorker) => Json.canonical({ ...spec, worker_id: undefined })
 
   const createWorker = Effect.fn("Runtime.createWorker")(function*(raw: CreateWorker) {
-    const spec = yield* decodeCreate(raw)
+    const requested = yield* decodeCreate(raw)
     if (draining) return yield* new RuntimeUnavailable({ message: "the runtime is shutting down" })
-    const provider = spec.engine?.provider ?? "echo"
-    const engine = engines.get(provider)
-    if (Option.isNone(engine)) {
-      return yield* new InvalidInput({
-        field: "engine.provider",
-        message: `unknown engine provider ${JSON.stringify(provider)}; this runtime offers ${engines.providers.join(", ")}`
-      })
-    }
-    if (spec.engine !== undefined) yield* engine.value.validate(spec.engine)
-    const unknownTools = (spec.tools ?? []).filter((t) => !engine.value.tools.includes(t))
-    if (unknownTools.length > 0) {
-      return yield* new InvalidInput({
-        field: "tools",
-        message: `the ${provider} engine does not offer ${unknownTools.join(", ")}` +
-          (engine.value.tools.length > 0 ? ` (it offers ${engine.value.tools.join(", ")})` : " (it offers no tools)")
-      })
-    }
+    const spec = yield* admit(requested)
     return yield* registryLock.withPermits(1)(Effect.gen(function*() {
       const workerId = spec.worker_id ?? makeWorkerId()
       const existing = workers.get(workerId)
@@ -787,6 +915,7 @@ export const make: Effect.Effect<
       if (after !== undefined && id <= after) continue
       const state = workers.get(id)!
       if (query.status !== undefined && state.record.status !== query.status) continue
+      if (query.workspace !== undefined && state.record.spec.metadata?.["yoi.workspace"] !== query.workspace) continue
       if (items.length === limit) {
         next = encodeToken("w", items[items.length - 1]!.worker_id)
         break
@@ -842,7 +971,8 @@ export const make: Effect.Effect<
     return { counts: c, usage }
   }
 
-  const summary = Effect.sync((): RuntimeSummary => {
+  const summary = Effect.gen(function*() {
+    const profileList = yield* profileViews
     const { counts: c, usage } = counts()
     return {
       runtime_id: runtimeId,
@@ -851,8 +981,15 @@ export const make: Effect.Effect<
       status: draining ? "draining" : "ready",
       started_at: startedAt,
       capabilities: {
+        kind: config.kind,
         engines: engines.providers,
-        tools: engines.tools,
+        profiles: profileList,
+        default_profile: defaultProfile,
+        tools: config.tools,
+        scopes: Profiles.widestAccess(scopeRoots),
+        shell: false,
+        git: false,
+        worktree: false,
         durable: store.durable,
         event_replay: true,
         allocations: true
@@ -868,7 +1005,7 @@ export const make: Effect.Effect<
         max_input_chars: MAX_INPUT_CHARS
       },
       cursor: log.headCursor()
-    }
+    } satisfies RuntimeSummary
   })
 
   const usage = Effect.fn("Runtime.usage")(function*(options: { readonly limit?: number | undefined } = {}) {
@@ -919,7 +1056,22 @@ export const make: Effect.Effect<
 
   const records = yield* store.loadWorkers
   const interrupted: Array<WorkerState> = []
-  for (const record of records) {
+  for (const stored of records) {
+    const engine = Profiles.upgradeStoredEngine(stored.spec.engine)
+    const record: WorkerRecord = engine === stored.spec.engine ? stored : {
+      ...stored,
+      spec: { ...stored.spec, ...(engine === undefined ? {} : { engine }) }
+    }
+    const profileName = engine?.profile ?? defaultProfile
+    if (!profiles.has(profileName)) {
+      yield* store.addDiagnostic({
+        severity: "warning",
+        code: "profile_missing",
+        message: `worker ${record.worker_id} uses engine profile ${profileName}, which this runtime no longer ` +
+          "configures; its turns fail until the profile is configured again",
+        worker_id: record.worker_id
+      })
+    }
     const state: WorkerState = { record, lock: Effect.unsafeMakeSemaphore(1), turn: undefined, deleted: false }
     workers.set(record.worker_id, state)
     if (record.status === "running") interrupted.push(state)
@@ -936,6 +1088,16 @@ export const make: Effect.Effect<
             }))
         )
       }
+    }
+  }
+  for (const [name, spec] of profiles) {
+    const problem = yield* profileProblem(spec)
+    if (Option.isSome(problem)) {
+      yield* store.addDiagnostic({
+        severity: "warning",
+        code: "profile_not_ready",
+        message: `engine profile ${name} is not ready: ${problem.value}`
+      })
     }
   }
   for (const state of interrupted) {
@@ -980,6 +1142,6 @@ export const make: Effect.Effect<
 /** The Runtime over whatever store, allocation registry and engines are provided. */
 export const layer: Layer.Layer<
   Runtime,
-  StoreError,
+  StoreError | Profiles.RuntimeConfigError,
   RuntimeConfig | WorkerStore | EventLog | AllocationRegistry | Engines
 > = Layer.scoped(Runtime, make)

@@ -10,6 +10,7 @@ import type { StoreLocked, StoreSchemaTooNew } from "./internal/sqlite/errors.js
 import * as Leases from "./internal/sqlite/Leases.js"
 import * as Store from "./internal/sqlite/Store.js"
 import { layerWith, type RuntimeOptions, type RuntimeServices } from "./Layers.js"
+import type { RuntimeConfigError } from "./Profiles.js"
 import { type StoreError, WorkerStore, type WorkerStoreService } from "./WorkerStore.js"
 
 export { StoreLocked, StoreSchemaTooNew } from "./internal/sqlite/errors.js"
@@ -110,4 +111,4 @@ export const layerStorage = (
  */
 export const layerSqlite = (
   options: SqliteStoreOptions & RuntimeOptions
-): Layer.Layer<RuntimeServices, SqliteOpenError> => layerWith(options, layerStorage(options))
+): Layer.Layer<RuntimeServices, SqliteOpenError | RuntimeConfigError> => layerWith(options, layerStorage(options))

@@ -1,3 +1,4 @@
+import { testPolicy } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Either, Layer, Option, TestClock } from "effect"
 import { join } from "node:path"
@@ -110,17 +111,17 @@ describe("SqliteAllocations", () => {
     Effect.gen(function*() {
       const filename = join(yield* tempDir, "rt.db")
       const workerId = yield* Effect.scoped(Effect.gen(function*() {
-        const first = yield* Layer.build(layerSqlite({ filename, runtimeId: "one" }))
+        const first = yield* Layer.build(layerSqlite({ policy: testPolicy, filename, runtimeId: "one" }))
         const { worker } = yield* Context.get(first, Runtime.Runtime).createWorker({
           display_name: "Scoped",
           scope: { allow: [write("/w")] }
         })
-        const refused = yield* Effect.flip(Effect.scoped(Layer.build(layerSqlite({ filename, runtimeId: "two" }))))
+        const refused = yield* Effect.flip(Effect.scoped(Layer.build(layerSqlite({ policy: testPolicy, filename, runtimeId: "two" }))))
         assert.strictEqual(refused._tag, "StoreLocked")
         assert.include(refused.message, "one writer at a time")
         return worker.worker_id
       }))
-      const second = yield* Layer.build(layerSqlite({ filename, runtimeId: "two" }))
+      const second = yield* Layer.build(layerSqlite({ policy: testPolicy, filename, runtimeId: "two" }))
       assert.strictEqual((yield* Context.get(second, Runtime.Runtime).getWorker(workerId)).status, "idle")
       const allocation = yield* Context.get(second, AllocationRegistry.AllocationRegistry).get(workerId)
       assert.deepStrictEqual(Option.map(allocation, (a) => a.allow), Option.some([write("/w")]))

@@ -1,3 +1,4 @@
+import { testPolicy } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer, Option } from "effect"
 import { join } from "node:path"
@@ -71,7 +72,7 @@ describe("SqliteCrash", () => {
       const [ready] = yield* child.linesUntil((lines) => lines.length >= 1)
       const workerId: string = ready.ready
 
-      const locked = yield* Effect.flip(Effect.scoped(Layer.build(layerSqlite({ filename }))))
+      const locked = yield* Effect.flip(Effect.scoped(Layer.build(layerSqlite({ policy: testPolicy, filename }))))
       assert.strictEqual(locked._tag, "StoreLocked")
       assert.include(locked.message, `pid ${child.pid}`)
 

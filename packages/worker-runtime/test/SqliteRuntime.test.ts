@@ -1,3 +1,4 @@
+import { echo } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Option, TestClock } from "effect"
 import { join } from "node:path"
@@ -9,7 +10,7 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i)
 const seqOf = (cursor: string) => Either.getOrThrow(Cursor.decode(cursor)).seq
 const textOf = (e: Domain.TranscriptEntry) =>
   e.data._tag === "user_input" || e.data._tag === "assistant_message" ? e.data.text : undefined
-const held = { provider: "echo", delay_ms: 60_000, chunk_size: 4 } as const
+const held = echo({ delay_ms: 60_000, chunk_size: 4 })
 
 describe("SqliteRuntime", () => {
   it.scoped("a restart on the same file preserves workers, statuses, transcripts, usage and cursors", () =>
@@ -17,7 +18,7 @@ describe("SqliteRuntime", () => {
       const options = { filename: join(yield* tempDir, "rt.db"), runtimeId: "alpha", synchronous: "normal" } as const
       const before = yield* withSqliteRuntime(options, (rt) =>
         Effect.gen(function*() {
-          const a = (yield* rt.createWorker({ display_name: "A", engine: { provider: "echo", chunk_size: 2 } })).worker
+          const a = (yield* rt.createWorker({ display_name: "A", engine: echo({ chunk_size: 2 }) })).worker
           const b = (yield* rt.createWorker({ display_name: "B", metadata: { team: "x" } })).worker
           const c = (yield* rt.createWorker({ worker_id: Ids.WorkerId.make("client-c"), display_name: "C" })).worker
           yield* runTurn(rt, a.worker_id, "hello there, sqlite")

@@ -14,7 +14,7 @@ const record = (id: string, patch: Partial<Domain.WorkerRecord> = {}): Domain.Wo
   spec: {
     worker_id: wid(id),
     display_name: `Worker ${id}`,
-    engine: { provider: "openai-chat", model: "m", base_url: "http://127.0.0.1:1/v1", api_key: { env: "KEY" } },
+    engine: { profile: "llama", temperature: 0.5, max_steps: 4 },
     system_prompt: "be brief",
     tools: ["read_file"],
     scope: { allow: [{ path: "/repo", access: "write" }], deny: [{ path: "/repo/.git" }] },

@@ -1,3 +1,4 @@
+import { testPolicy } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
 import { AllocationRegistry, type Domain, Ids, Layers, Runtime, WorkerStore } from "@yoi/worker-runtime"
@@ -188,7 +189,7 @@ describe("allocations through the runtime", () => {
       type Life<A, E> = (rt: Runtime.RuntimeService) => Effect.Effect<A, E, AllocationRegistry.AllocationRegistry>
       const life = <A, E>(f: Life<A, E>) =>
         Effect.flatMap(Runtime.Runtime, f).pipe(Effect.provide(Layers.layerWith(
-          {},
+          { policy: testPolicy },
           Layer.merge(Layer.succeed(WorkerStore.WorkerStore, store), AllocationRegistry.layerMemory)
         )))
       yield* life((rt) =>

@@ -33,15 +33,27 @@ const cases: ReadonlyArray<Case> = [
   { name: "create: empty worker_id", run: create({ worker_id: "", display_name: "a" }), tag: "InvalidInput" },
   { name: "create: long worker_id", run: create({ worker_id: "w".repeat(129), display_name: "a" }), tag: "InvalidInput" },
   {
-    name: "create: unknown provider",
-    run: create({ display_name: "a", engine: { provider: "nope" } }),
+    name: "create: unknown profile",
+    run: create({ display_name: "a", engine: { profile: "nope" } }),
     tag: "InvalidInput",
-    field: "engine.provider"
+    field: "engine.profile"
   },
-  { name: "create: malformed provider", run: create({ display_name: "a", engine: { provider: "Echo!" } }), tag: "InvalidInput" },
-  { name: "create: echo with a model", run: create({ display_name: "a", engine: { provider: "echo", model: "m" } }), tag: "InvalidInput" },
-  { name: "create: chunk_size 0", run: create({ display_name: "a", engine: { provider: "echo", chunk_size: 0 } }), tag: "InvalidInput" },
-  { name: "create: temperature 3", run: create({ display_name: "a", engine: { provider: "echo", temperature: 3 } }), tag: "InvalidInput" },
+  { name: "create: malformed profile", run: create({ display_name: "a", engine: { profile: "Echo!" } }), tag: "InvalidInput" },
+  ...["provider", "model", "base_url", "api_key", "chunk_size", "delay_ms", "fail_after_chunks", "request_timeout_ms"].map(
+    (member): Case => ({
+      name: `create: engine.${member} in a request`,
+      run: create({ display_name: "a", engine: { [member]: member === "api_key" ? { env: "HOME" } : "x" } }),
+      tag: "InvalidInput",
+      field: `engine.${member}`
+    })
+  ),
+  { name: "create: temperature 3", run: create({ display_name: "a", engine: { temperature: 3 } }), tag: "InvalidInput" },
+  {
+    name: "create: max_steps above the profile's",
+    run: create({ display_name: "a", engine: { profile: "echo", max_steps: 17 } }),
+    tag: "InvalidInput",
+    field: "engine.max_steps"
+  },
   { name: "create: unknown tool", run: create({ display_name: "a", tools: ["rm_rf"] }), tag: "InvalidInput", field: "tools" },
   { name: "create: malformed tool", run: create({ display_name: "a", tools: ["Read File"] }), tag: "InvalidInput" },
   { name: "create: system_prompt a number", run: create({ display_name: "a", system_prompt: 1 }), tag: "InvalidInput" },
@@ -188,9 +200,9 @@ describe("bad input", () => {
   it.effect("an InvalidInput from a schema names the field and says what was expected", () =>
     withRuntime((rt) =>
       Effect.gen(function*() {
-        const error = yield* Effect.flip(rt.createWorker({ display_name: "a", engine: { provider: "echo", delay_ms: -5 } }))
+        const error = yield* Effect.flip(rt.createWorker({ display_name: "a", engine: { max_output_tokens: -5 } }))
         assert.strictEqual(error._tag, "InvalidInput")
-        assert.strictEqual(error._tag === "InvalidInput" ? error.field : undefined, "engine.delay_ms")
-        assert.include(error.message, "engine.delay_ms")
+        assert.strictEqual(error._tag === "InvalidInput" ? error.field : undefined, "engine.max_output_tokens")
+        assert.include(error.message, "engine.max_output_tokens")
       })))
 })

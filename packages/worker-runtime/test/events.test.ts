@@ -1,3 +1,4 @@
+import { echo } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Either, Fiber, Stream } from "effect"
 import { Cursor, type Domain } from "@yoi/worker-runtime"
@@ -28,7 +29,7 @@ const manyTurns = (rt: RuntimeService, workers: number, turns: number) =>
       Effect.gen(function*() {
         const { worker } = yield* rt.createWorker({
           display_name: `Busy ${i}`,
-          engine: { provider: "echo", chunk_size: 3 }
+          engine: echo({ chunk_size: 3 })
         })
         for (let t = 0; t < turns; t++) yield* runTurn(rt, worker.worker_id, `worker ${i} turn ${t}`)
         return worker.worker_id
@@ -40,7 +41,7 @@ describe("event envelope and ordering", () => {
   it.effect("a turn emits its events in order, with consecutive seqs and cursors that carry them", () =>
     withRuntime((rt) =>
       Effect.gen(function*() {
-        const { worker } = yield* rt.createWorker({ display_name: "Echo", engine: { provider: "echo", chunk_size: 4 } })
+        const { worker } = yield* rt.createWorker({ display_name: "Echo", engine: echo({ chunk_size: 4 }) })
         const before = yield* rt.headCursor
         const { accepted } = yield* runTurn(rt, worker.worker_id, "abcd efgh")
         const events = yield* eventsSince(rt, before)
@@ -99,8 +100,8 @@ describe("event envelope and ordering", () => {
   it.effect("a worker-scoped stream sees all of that worker's events and never another worker's", () =>
     withRuntime((rt) =>
       Effect.gen(function*() {
-        const a = (yield* rt.createWorker({ display_name: "A", engine: { provider: "echo", chunk_size: 1 } })).worker
-        const b = (yield* rt.createWorker({ display_name: "B", engine: { provider: "echo", chunk_size: 1 } })).worker
+        const a = (yield* rt.createWorker({ display_name: "A", engine: echo({ chunk_size: 1 }) })).worker
+        const b = (yield* rt.createWorker({ display_name: "B", engine: echo({ chunk_size: 1 }) })).worker
         const before = yield* rt.headCursor
         const scoped = yield* rt.subscribe({ worker_id: a.worker_id })
         const collector = yield* Effect.fork(
@@ -181,7 +182,7 @@ describe("cursors", () => {
   it.effect("a cursor older than the backlog is CursorExpired and names the earliest cursor to resume from", () =>
     withRuntime((rt) =>
       Effect.gen(function*() {
-        const { worker } = yield* rt.createWorker({ display_name: "W", engine: { provider: "echo", chunk_size: 1 } })
+        const { worker } = yield* rt.createWorker({ display_name: "W", engine: echo({ chunk_size: 1 }) })
         const old = yield* rt.headCursor
         yield* runTurn(rt, worker.worker_id, "0123456789")
         const head = position(yield* rt.headCursor).seq
@@ -259,7 +260,7 @@ describe("slow subscribers", () => {
   it.effect("a subscriber that does not read lags out with stream.lagged while the runtime keeps going", () =>
     withRuntime((rt) =>
       Effect.gen(function*() {
-        const { worker } = yield* rt.createWorker({ display_name: "Chatty", engine: { provider: "echo", chunk_size: 1 } })
+        const { worker } = yield* rt.createWorker({ display_name: "Chatty", engine: echo({ chunk_size: 1 }) })
         const start = yield* rt.headCursor
         const slow = yield* rt.subscribe({})
         const scopedSlow = yield* rt.subscribe({ worker_id: worker.worker_id })

@@ -1,3 +1,4 @@
+import { echo, testPolicy } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Either, Fiber, Layer, Stream, TestClock } from "effect"
 import { AllocationRegistry, Domain, type Engine, Ids, Layers, Runtime, WorkerStore } from "@yoi/worker-runtime"
@@ -13,7 +14,7 @@ import {
   withRuntime
 } from "./utils.js"
 
-const held = { provider: "echo", delay_ms: 60_000 } as const
+const held = echo({ delay_ms: 60_000 })
 
 describe("create", () => {
   it.effect("creates an idle worker with a generated, creation-sorted id and a worker.created event", () =>
@@ -29,7 +30,7 @@ describe("create", () => {
           assert.match(worker.worker_id, /^w_[0-9a-z]{26}$/)
           assert.strictEqual(worker.status, "idle")
           assert.strictEqual(worker.runtime_id, "alpha")
-          assert.deepStrictEqual(worker.engine, { provider: "echo" })
+          assert.deepStrictEqual(worker.engine, { profile: "echo", provider: "echo" })
           assert.strictEqual(worker.transcript_length, 0)
           assert.deepStrictEqual(worker.usage, Domain.emptyUsage)
         }
@@ -98,7 +99,7 @@ describe("turns", () => {
   it.effect("runs a complete echo turn: transcript, usage, last_turn and back to idle", () =>
     withRuntime((rt) =>
       Effect.gen(function*() {
-        const { worker } = yield* rt.createWorker({ display_name: "Echo", engine: { provider: "echo", chunk_size: 4 } })
+        const { worker } = yield* rt.createWorker({ display_name: "Echo", engine: echo({ chunk_size: 4 }) })
         const { accepted, end } = yield* runTurn(rt, worker.worker_id, "the quick brown fox")
         assert.strictEqual(accepted.worker.status, "running")
         assert.strictEqual(accepted.worker.current_turn_id, accepted.turn_id)
@@ -147,7 +148,7 @@ describe("turns", () => {
   it.effect("never overlaps two turns when 100 inputs race against turns that finish at once", () =>
     withRuntime((rt) =>
       Effect.gen(function*() {
-        const { worker } = yield* rt.createWorker({ display_name: "Racy", engine: { provider: "echo", chunk_size: 1 } })
+        const { worker } = yield* rt.createWorker({ display_name: "Racy", engine: echo({ chunk_size: 1 }) })
         const before = yield* rt.headCursor
         const results = yield* Effect.all(
           Array.from({ length: 100 }, (_, i) =>
@@ -178,7 +179,7 @@ describe("turns", () => {
       Effect.gen(function*() {
         const { worker } = yield* rt.createWorker({
           display_name: "Flaky",
-          engine: { provider: "echo", chunk_size: 2, fail_after_chunks: 1 }
+          engine: echo({ chunk_size: 2, fail_after_chunks: 1 })
         })
         const before = yield* rt.headCursor
         const { accepted, end } = yield* runTurn(rt, worker.worker_id, "abcdef")
@@ -225,7 +226,7 @@ describe("turns", () => {
       Effect.gen(function*() {
         const { worker } = yield* rt.createWorker({
           display_name: "Slow",
-          engine: { provider: "echo", chunk_size: 3, delay_ms: 100 }
+          engine: echo({ chunk_size: 3, delay_ms: 100 })
         })
         const before = yield* rt.headCursor
         const accepted = yield* rt.sendInput(worker.worker_id, { text: "abcdefghi" })
@@ -286,7 +287,7 @@ describe("turns that go wrong", () => {
   it.effect("an engine that dies ends the turn as failed with a typed error, and the worker stays usable", () =>
     withRuntime((rt) =>
       Effect.gen(function*() {
-        const { worker } = yield* rt.createWorker({ display_name: "Crashy", engine: { provider: "crasher" } })
+        const { worker } = yield* rt.createWorker({ display_name: "Crashy", engine: { profile: "crasher" } })
         const { end } = yield* runTurn(rt, worker.worker_id, "x")
         assert.strictEqual(end.kind, "turn.failed")
         assert.deepStrictEqual((end.data as { error: unknown }).error, {
@@ -332,7 +333,7 @@ describe("turns that go wrong", () => {
         const after = yield* awaitStatus(rt, worker.worker_id, "idle")
         assert.strictEqual(after.last_turn?.outcome, "completed")
         assert.strictEqual(after.transcript_length, 2)
-      }).pipe(Effect.provide(Layers.layerWith({}, storage)))
+      }).pipe(Effect.provide(Layers.layerWith({ policy: testPolicy }, storage)))
     }))
 })
 
@@ -465,7 +466,7 @@ describe("lists, usage, summary", () => {
       Effect.gen(function*() {
         const a = (yield* rt.createWorker({ display_name: "A" })).worker.worker_id
         const b = (yield* rt.createWorker({ display_name: "B" })).worker.worker_id
-        const c = (yield* rt.createWorker({ display_name: "C", engine: { provider: "echo", fail_after_chunks: 0 } }))
+        const c = (yield* rt.createWorker({ display_name: "C", engine: echo({ fail_after_chunks: 0 }) }))
           .worker.worker_id
         yield* runTurn(rt, a, "one two three")
         yield* runTurn(rt, a, "four five")
@@ -524,7 +525,7 @@ describe("drain", () => {
       Effect.gen(function*() {
         const { worker } = yield* rt.createWorker({
           display_name: "Quick",
-          engine: { provider: "echo", chunk_size: 2, delay_ms: 2 }
+          engine: echo({ chunk_size: 2, delay_ms: 2 })
         })
         const accepted = yield* rt.sendInput(worker.worker_id, { text: "abcdef" })
         yield* rt.drain(60_000)
@@ -541,7 +542,7 @@ describe("recovery", () => {
       const store = yield* WorkerStore.makeMemory
       const storage = Layer.merge(Layer.succeed(WorkerStore.WorkerStore, store), AllocationRegistry.layerMemory)
       const life = <A, E>(f: (rt: Runtime.RuntimeService) => Effect.Effect<A, E>) =>
-        Effect.flatMap(Runtime.Runtime, f).pipe(Effect.provide(Layers.layerWith({}, storage)))
+        Effect.flatMap(Runtime.Runtime, f).pipe(Effect.provide(Layers.layerWith({ policy: testPolicy }, storage)))
       const { running, stopped, turnId } = yield* life((rt) =>
         Effect.gen(function*() {
           const running = (yield* rt.createWorker({ display_name: "Running", engine: held })).worker.worker_id

@@ -1,9 +1,10 @@
+import { echo, testPolicy } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Deferred, Effect, Either, Exit, Fiber, Layer, Option, Stream } from "effect"
 import { AllocationRegistry, Cursor, type Engine, EventLog, Ids, Layers, Runtime, WorkerStore } from "@yoi/worker-runtime"
 import { withSqliteRuntime } from "./fixtures/sqlite.js"
 
-const held = { provider: "echo", delay_ms: 60_000 } as const
+const held = echo({ delay_ms: 60_000 })
 const scope = { allow: [{ path: "/srv/review", access: "write" as const }] }
 
 /** A memory store whose commits matching `when` wait at a gate; `entered` is completed when one arrives there. */
@@ -23,7 +24,7 @@ const gatedStore = (when: (batch: WorkerStore.CommitBatch) => boolean) =>
           : base.commit(batch)
     }
     const storage = Layer.merge(Layer.succeed(WorkerStore.WorkerStore, store), AllocationRegistry.layerMemory)
-    return { entered, gate, layer: Layers.layerWith({}, storage) }
+    return { entered, gate, layer: Layers.layerWith({ policy: testPolicy }, storage) }
   })
 
 const awaitAllocated = (registry: AllocationRegistry.AllocationRegistryService, workerId: string) =>
@@ -77,7 +78,7 @@ describe("review: interrupted commands", () => {
         const exists = Either.isRight(yield* Effect.either(rt.getWorker("half")))
         const allocated = Option.isSome(yield* registry.get("half"))
         assert.strictEqual(allocated, exists)
-      }).pipe(Effect.provide(Layers.layerMemory()))
+      }).pipe(Effect.provide(Layers.layerMemory({ policy: testPolicy })))
     }))
 
   it.effect("a cancel whose caller is interrupted while the turn winds down still records the cancellation", () =>
@@ -98,7 +99,7 @@ describe("review: interrupted commands", () => {
       }
       yield* Effect.gen(function*() {
         const rt = yield* Runtime.Runtime
-        const { worker } = yield* rt.createWorker({ display_name: "Slow", engine: { provider: "slow" } })
+        const { worker } = yield* rt.createWorker({ display_name: "Slow", engine: { profile: "slow" } })
         const accepted = yield* rt.sendInput(worker.worker_id, { text: "go" })
         yield* Deferred.await(started)
         const canceller = yield* Effect.fork(rt.cancel(worker.worker_id))
@@ -110,7 +111,7 @@ describe("review: interrupted commands", () => {
         assert.strictEqual(after.status, "idle")
         assert.strictEqual(after.last_turn?.turn_id, accepted.turn_id)
         assert.strictEqual(after.last_turn?.outcome, "cancelled")
-      }).pipe(Effect.provide(Layers.layerMemory({ engines: [slow] })))
+      }).pipe(Effect.provide(Layers.layerMemory({ policy: testPolicy, engines: [slow] })))
     }))
 })
 
@@ -135,7 +136,7 @@ describe("review: races on one client worker_id", () => {
         ], { concurrency: "unbounded" }).pipe(Effect.withMaxOpsBeforeYield(64))
         assert.isTrue(Exit.isSuccess(create), `round ${round}: ${Exit.isFailure(create) ? String(create.cause) : ""}`)
       }
-    }).pipe(Effect.provide(Layers.layerMemory())))
+    }).pipe(Effect.provide(Layers.layerMemory({ policy: testPolicy }))))
 })
 
 describe("review: drain", () => {
@@ -159,7 +160,7 @@ describe("review: drain", () => {
         const after = yield* rt.getWorker(worker.worker_id)
         assert.strictEqual(after.status, "idle")
         assert.strictEqual(after.last_turn?.outcome, "cancelled")
-      }).pipe(Effect.provide(Layers.layerMemory()))
+      }).pipe(Effect.provide(Layers.layerMemory({ policy: testPolicy })))
     }))
 })
 

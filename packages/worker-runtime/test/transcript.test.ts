@@ -1,3 +1,4 @@
+import { echo, testPolicy } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Stream } from "effect"
 import { type Domain, Engine } from "@yoi/worker-runtime"
@@ -83,8 +84,9 @@ describe("transcript pages", () => {
       Effect.gen(function*() {
         const { worker } = yield* rt.createWorker({
           display_name: "Tooler",
-          engine: { provider: "tool-user" },
-          tools: ["read_file"]
+          engine: { profile: "tool-user" },
+          tools: ["read_file"],
+          scope: { allow: [{ path: "/repo", access: "read" }] }
         })
         const before = yield* rt.headCursor
         const { accepted, end } = yield* runTurn(rt, worker.worker_id, "go")
@@ -115,12 +117,12 @@ describe("transcript pages", () => {
         ])
         const usage = (yield* rt.getWorker(worker.worker_id)).usage
         assert.deepStrictEqual([usage.input_tokens, usage.output_tokens, usage.cached_tokens], [10, 5, 2])
-      }), { engines: [toolUser] }))
+      }), { engines: [toolUser], policy: { ...testPolicy, tools: ["read_file"] } }))
 
   it.effect("an engine sees the committed history before its input, newest entries first cut", () =>
     withRuntime((rt) =>
       Effect.gen(function*() {
-        const { worker } = yield* rt.createWorker({ display_name: "H", engine: { provider: "historian" } })
+        const { worker } = yield* rt.createWorker({ display_name: "H", engine: { profile: "historian" } })
         yield* runTurn(rt, worker.worker_id, "one")
         yield* runTurn(rt, worker.worker_id, "two")
         yield* runTurn(rt, worker.worker_id, "three")
@@ -137,7 +139,7 @@ describe("list then watch", () => {
   it.effect("a transcript listing plus the events after its cursor is the whole transcript, once", () =>
     withRuntime((rt) =>
       Effect.gen(function*() {
-        const { worker } = yield* rt.createWorker({ display_name: "Watched", engine: { provider: "echo", chunk_size: 2 } })
+        const { worker } = yield* rt.createWorker({ display_name: "Watched", engine: echo({ chunk_size: 2 }) })
         const other = (yield* rt.createWorker({ display_name: "Noise" })).worker.worker_id
         const producer = yield* Effect.fork(Effect.all([
           Effect.forEach(Array.from({ length: 15 }, (_, i) => i), (i) => runTurn(rt, worker.worker_id, `turn ${i}`)),

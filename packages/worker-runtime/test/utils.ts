@@ -1,3 +1,4 @@
+import { testPolicy } from "@yoi/worker-runtime/testing"
 import { Chunk, Effect, Option, Stream, TestClock } from "effect"
 import { Domain, layerMemory, Runtime, type RuntimeOptions } from "@yoi/worker-runtime"
 
@@ -7,7 +8,7 @@ export type RuntimeService = Runtime.RuntimeService
 export const withRuntime = <A, E, R>(
   f: (rt: RuntimeService) => Effect.Effect<A, E, R>,
   options: RuntimeOptions = {}
-) => Effect.flatMap(Runtime.Runtime, f).pipe(Effect.provide(layerMemory(options)))
+) => Effect.flatMap(Runtime.Runtime, f).pipe(Effect.provide(layerMemory({ policy: testPolicy, ...options })))
 
 export const terminalKinds: ReadonlySet<string> = new Set([
   "turn.completed",

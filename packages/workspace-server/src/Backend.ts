@@ -62,5 +62,5 @@ export const layer = (
     policy: Policy.layerConfig(options.config),
     audit: Audit.layerSqlite(options.auditDatabase),
     server: options.server,
-    registry: options.registry
+    registry: { ...options.registry, workspaceId: options.config.workspaceId }
   })

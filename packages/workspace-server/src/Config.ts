@@ -1,6 +1,7 @@
 import { FileSystem } from "@effect/platform"
-import { Ids } from "@yoi/worker-runtime"
+import { Ids, Profiles } from "@yoi/worker-runtime"
 import { Config, Data, Effect, Either, ParseResult, Redacted, Schema } from "effect"
+import { createHash } from "node:crypto"
 import * as NodePath from "node:path"
 
 /** The Backend's configuration is unusable; the message names the field. Fails the start. */
@@ -39,13 +40,22 @@ const PolicyFields = {
   /** Commands (create, input, cancel, stop, restore, delete) are refused with `Forbidden`. */
   read_only: Schema.optional(Schema.Boolean),
   /** The runtime is not listed and its routes answer `RuntimeNotFound`. */
-  hidden: Schema.optional(Schema.Boolean)
+  hidden: Schema.optional(Schema.Boolean),
+  /** Whether browsers may create workers here (default true); a refusal is `Forbidden`, audited. */
+  allow_create: Schema.optional(Schema.Boolean),
+  /** Tools a browser may grant on this runtime (default: every tool the runtime offers). */
+  grantable_tools: Schema.optional(Schema.Array(Schema.String.pipe(Schema.maxLength(64))).pipe(Schema.maxItems(64)))
 }
 
+/**
+ * The embedded runtime: its store, and the same engine profiles, offered tools and scope roots that
+ * `yoi-runtime --config` takes.
+ */
 export const EmbeddedConfig = Schema.Struct({
   runtime_id: RuntimeId,
   display_name: Schema.optional(DisplayName),
   store: Schema.optional(StoreSpec),
+  ...Profiles.PolicyFields,
   ...PolicyFields
 })
 export type EmbeddedConfig = typeof EmbeddedConfig.Type
@@ -75,20 +85,44 @@ export const LegacyPodsConfig = Schema.Struct({
 })
 export type LegacyPodsConfig = typeof LegacyPodsConfig.Type
 
+/** The Companion: a tool-less worker (`worker_id` `companion`) the Backend keeps on its embedded runtime. */
+export const CompanionConfig = Schema.Struct({
+  display_name: Schema.optional(DisplayName),
+  /** A profile of the embedded runtime (default: its default profile). */
+  profile: Schema.optional(Schema.String.pipe(Schema.maxLength(64))),
+  system_prompt: Schema.optional(Schema.String.pipe(Schema.maxLength(200_000)))
+})
+export type CompanionConfig = typeof CompanionConfig.Type
+
 /** The config file. An absent `embedded` means the default embedded runtime; `null` means none. */
 export const BackendConfig = Schema.Struct({
+  /** Names this Backend's workspace: the workers it creates carry it, and on a shared remote it sees only those. */
+  workspace_id: Schema.optional(RuntimeId),
   embedded: Schema.optional(Schema.NullOr(EmbeddedConfig)),
   remotes: Schema.optional(Schema.Array(RemoteConfig).pipe(Schema.maxItems(256))),
-  legacy_pods: Schema.optional(Schema.NullOr(LegacyPodsConfig))
+  legacy_pods: Schema.optional(Schema.NullOr(LegacyPodsConfig)),
+  /** Absent: a Companion with the embedded runtime's default profile; `null`: none. */
+  companion: Schema.optional(Schema.NullOr(CompanionConfig))
 })
 export type BackendConfig = typeof BackendConfig.Type
 
 /** The config after defaults and checks: the shape the rest of the Backend reads. */
 export interface ResolvedConfig {
+  readonly workspaceId: string
   readonly embedded: (EmbeddedConfig & { readonly store: string }) | undefined
   readonly remotes: ReadonlyArray<RemoteConfig>
   readonly legacyPods: LegacyPodsConfig | undefined
+  readonly companion: CompanionConfig | undefined
 }
+
+export const COMPANION_WORKER_ID = "companion"
+
+export const DEFAULT_COMPANION_PROMPT = "You are the Companion of a Yoi workspace: a helpful, concise assistant " +
+  "that chats with the people of this workspace. You have no tools and cannot read or change files."
+
+/** The workspace id when the config names none: stable for a data directory, different for another. */
+export const defaultWorkspaceId = (dataDir: string): string =>
+  `ws-${createHash("sha256").update(NodePath.resolve(dataDir)).digest("hex").slice(0, 12)}`
 
 export const defaultEmbedded = (dataDir: string): EmbeddedConfig & { readonly store: string } => ({
   runtime_id: "local",
@@ -122,6 +156,12 @@ export const resolve = (raw: unknown, dataDir: string): Either.Either<ResolvedCo
       : { ...config.embedded, store: config.embedded.store ?? defaultEmbedded(dataDir).store }
   const remotes = config.remotes ?? []
   const legacyPods = config.legacy_pods ?? undefined
+  if (config.companion != null && embedded === undefined) {
+    return Either.left(new BackendConfigError({
+      message: "invalid config: companion: the Companion lives on the embedded runtime, and embedded is null"
+    }))
+  }
+  const companion = config.companion === null || embedded === undefined ? undefined : config.companion ?? {}
   const seen = new Map<string, string>()
   const entries: Array<readonly [string, string]> = [
     ...(embedded === undefined ? [] : [[embedded.runtime_id, "embedded.runtime_id"] as const]),
@@ -137,7 +177,13 @@ export const resolve = (raw: unknown, dataDir: string): Either.Either<ResolvedCo
     }
     seen.set(id, field)
   }
-  return Either.right({ embedded, remotes, legacyPods })
+  return Either.right({
+    workspaceId: config.workspace_id ?? defaultWorkspaceId(dataDir),
+    embedded,
+    remotes,
+    legacyPods,
+    companion
+  })
 }
 
 /** Reads and validates the config file, or returns the default (one embedded SQLite runtime) when there is none. */
@@ -146,7 +192,7 @@ export const load = (
   dataDir: string
 ): Effect.Effect<ResolvedConfig, BackendConfigError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
-    if (file === undefined) return { embedded: defaultEmbedded(dataDir), remotes: [], legacyPods: undefined }
+    if (file === undefined) return yield* resolve({}, dataDir)
     const fs = yield* FileSystem.FileSystem
     const text = yield* fs.readFileString(file).pipe(
       Effect.mapError((e) => new BackendConfigError({ message: `cannot read the config file ${file}: ${e.message}` }))

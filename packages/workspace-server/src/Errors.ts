@@ -101,6 +101,16 @@ export class ScopeConflict extends Schema.TaggedError<ScopeConflict>()("ScopeCon
   message: Schema.String
 }, HttpApiSchema.annotations({ status: 409 })) {}
 
+/**
+ * The runtime's configuration does not allow this scope or filesystem tool grant (outside its scope roots, wider
+ * access, or no roots). Names the refused field, never a root. HTTP 403.
+ */
+export class ScopeNotPermitted extends Schema.TaggedError<ScopeNotPermitted>()("ScopeNotPermitted", {
+  runtime_id: Schema.String,
+  field: Schema.String,
+  message: Schema.String
+}, HttpApiSchema.annotations({ status: 403 })) {}
+
 /** The request body is larger than the Backend accepts. HTTP 413. */
 export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", {
   limit_bytes: Schema.Number,
@@ -143,6 +153,7 @@ export type HandleError =
   | WorkerAlreadyExists
   | WorkerStateConflict
   | ScopeConflict
+  | ScopeNotPermitted
   | UnsupportedOperation
   | RuntimeUnavailable
   | UpstreamTimeout

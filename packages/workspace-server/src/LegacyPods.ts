@@ -142,7 +142,7 @@ export const make = (options: LegacyPodsOptions): Effect.Effect<RuntimeHandle, n
         display_name: pod.name,
         display_ref: `${pod.name}@${runtimeId}`,
         status: live === "alive" ? "idle" : "stopped",
-        engine: { provider: "legacy" },
+        engine: { profile: "legacy", provider: "legacy" },
         tools: [],
         ...(delegatedFrom === undefined || delegatedFrom === null
           ? {}

@@ -339,6 +339,7 @@ export const make = (
             call(client.workers.list({
               urlParams: {
                 ...(query.status === undefined ? {} : { status: query.status as Domain.WorkerStatus }),
+                ...(query.workspace === undefined ? {} : { workspace: query.workspace }),
                 ...(query.limit === undefined ? {} : { limit: query.limit }),
                 ...(query.page_token === undefined ? {} : { page_token: query.page_token })
               }

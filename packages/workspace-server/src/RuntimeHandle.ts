@@ -5,6 +5,8 @@ import type * as Views from "./Views.js"
 
 export interface ListWorkersQuery {
   readonly status?: string | undefined
+  /** Only workers stamped with this workspace (see `Workspace.ts`). */
+  readonly workspace?: string | undefined
   readonly limit?: number | undefined
   readonly page_token?: string | undefined
 }

@@ -7,6 +7,7 @@ import { mapRuntimeError } from "./internal/upstream.js"
 import { Policy, type PolicyService } from "./Policy.js"
 import type { ListWorkersQuery, RuntimeHandle, TranscriptQuery } from "./RuntimeHandle.js"
 import type * as Views from "./Views.js"
+import * as Workspace from "./Workspace.js"
 
 /**
  * The Backend's registry of runtimes. It is not a runtime: it holds runtime handles (embedded, remote, legacy pods),
@@ -93,9 +94,11 @@ export interface RegistryOptions {
   readonly listingTimeout?: Duration.DurationInput | undefined
   /** At most this many workers per runtime in `GET /api/workers`. */
   readonly listingMax?: number | undefined
+  /** Stamped on every worker this Backend creates (`Workspace.WORKSPACE_KEY`). Default `default`. */
+  readonly workspaceId?: string | undefined
 }
 
-const decodeCreate = Runtime.decodeInput(Domain.CreateWorker)
+const decodeCreate = Runtime.decodeCreate
 const decodeSendInput = Runtime.decodeInput(Domain.SendInput)
 
 const problem = (runtimeId: string, e: { readonly _tag: string; readonly message: string }): Views.RuntimeProblem => ({
@@ -113,6 +116,7 @@ export const make = (
   const byId = new Map(handleList.map((h) => [h.runtimeId, h] as const))
   const listingTimeout = options.listingTimeout ?? Duration.seconds(5)
   const listingMax = options.listingMax ?? 5_000
+  const workspaceId = options.workspaceId ?? "default"
 
   const handle = (caller: CallerShape, runtimeId: string) => {
     const found = byId.get(runtimeId)
@@ -200,7 +204,9 @@ export const make = (
               if (typeof id === "string") requested = id.slice(0, 200)
             }),
             Effect.flatMap((raw) => decoded(decodeCreate(raw), runtimeId)),
-            Effect.flatMap(h.createWorker)
+            Effect.tap((spec) => Workspace.checkMetadata(spec.metadata)),
+            Effect.tap((spec) => policy.authorizeCreate(caller, runtimeId, spec)),
+            Effect.flatMap((spec) => h.createWorker(Workspace.stamp(spec, workspaceId)))
           ),
         (result) => result.worker.worker_id,
         () => requested

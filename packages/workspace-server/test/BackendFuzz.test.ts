@@ -199,12 +199,33 @@ describe("Backend regressions found by the reliability suites", () => {
           res.end(JSON.stringify({ status: "ready", runtime_id: "fake" }))
           return
         }
+        if (busy && req.method === "GET" && req.url === "/v1/workers/w1") {
+          // The worker belongs to this Backend's workspace, so the input goes on to the remote.
+          const at = new Date().toISOString()
+          res.writeHead(200, { "content-type": "application/json" })
+          res.end(JSON.stringify({
+            runtime_id: "fake",
+            worker_id: "w1",
+            display_name: "W",
+            display_ref: "W@fake",
+            status: "running",
+            engine: { profile: "echo", provider: "echo" },
+            tools: [],
+            metadata: { "yoi.workspace": "ws-fuzz" },
+            created_at: at,
+            updated_at: at,
+            usage: { input_tokens: 0, output_tokens: 0, cached_tokens: 0, turns: 0 },
+            transcript_length: 0
+          }))
+          return
+        }
         res.writeHead(busy ? 409 : 404, { "content-type": "application/json" })
         res.end(JSON.stringify(busy
           ? { _tag: "WorkerBusy", worker_id: `w ${REMOTE_TOKEN}`, turn_id: `t ${REMOTE_TOKEN}`, message: "busy" }
           : { _tag: "WorkerNotFound", worker_id: "victim", message: "no" }))
       })
       const port = yield* startServedBackend({
+        workspace_id: "ws-fuzz",
         embedded: null,
         remotes: [{ runtime_id: "fake", endpoint: remote.url, token: { env: "FAKE_TOKEN" } }]
       }, { env: { FAKE_TOKEN: REMOTE_TOKEN } })

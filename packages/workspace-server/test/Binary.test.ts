@@ -71,6 +71,27 @@ describe("yoi-backend binary", () => {
         (runtimes as any).items.map((r: any) => [r.runtime_id, r.kind, r.status, r.summary.store]),
         [["local", "embedded", "online", "sqlite"]]
       )
+      // The Companion exists after a plain start, tool-less, on the default (echo) profile, and answers.
+      const api = (path: string, init: RequestInit = {}) =>
+        Effect.promise(() =>
+          fetch(`${url}${path}`, {
+            ...init,
+            headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }
+          }).then((r) => r.json() as Promise<any>)
+        )
+      const companion = yield* api("/api/runtimes/local/workers/companion")
+      assert.strictEqual(companion.display_name, "Companion")
+      assert.deepStrictEqual(companion.tools, [])
+      assert.isUndefined(companion.scope)
+      assert.deepStrictEqual(companion.engine, { profile: "echo", provider: "echo" })
+      yield* api("/api/runtimes/local/workers/companion/input", { method: "POST", body: JSON.stringify({ text: "hello there" }) })
+      let reply: string | undefined
+      for (let i = 0; i < 200 && reply === undefined; i++) {
+        const page = yield* api("/api/runtimes/local/workers/companion/transcript")
+        reply = page.items.find((e: any) => e.data._tag === "assistant_message")?.data.text
+        if (reply === undefined) yield* Effect.sleep("50 millis")
+      }
+      assert.strictEqual(reply, "hello there")
       assert.isTrue(NodeFs.existsSync(NodePath.join(dir, ".yoi", "local.db")))
       assert.isTrue(NodeFs.existsSync(NodePath.join(dir, ".yoi", "backend.db")))
       run.child.kill("SIGTERM")

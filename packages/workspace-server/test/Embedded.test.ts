@@ -1,3 +1,4 @@
+import { echo } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { call, eventually, startBackend } from "./support.js"
@@ -16,7 +17,7 @@ describe("embedded runtime routing", () => {
       ])
 
       const created = yield* call(client, "POST", "/api/runtimes/local/workers", {
-        body: { display_name: "Ada", engine: { provider: "echo", chunk_size: 4 } }
+        body: { display_name: "Ada", engine: echo({ chunk_size: 4 }) }
       })
       assert.strictEqual(created.status, 201)
       const worker = created.json.worker
@@ -25,7 +26,7 @@ describe("embedded runtime routing", () => {
       const base = `/api/runtimes/local/workers/${worker.worker_id}`
 
       const again = yield* call(client, "POST", "/api/runtimes/local/workers", {
-        body: { worker_id: worker.worker_id, display_name: "Ada", engine: { provider: "echo", chunk_size: 4 } }
+        body: { worker_id: worker.worker_id, display_name: "Ada", engine: echo({ chunk_size: 4 }) }
       })
       assert.strictEqual(again.status, 200)
       assert.strictEqual(again.json.created, false)

@@ -1,3 +1,4 @@
+import { echo } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { type Domain, type Runtime } from "@yoi/worker-runtime"
 import { Chunk, Effect, Exit, Scope, Stream } from "effect"
@@ -47,7 +48,7 @@ describe("faults between the Backend and a remote runtime", () => {
       yield* eventually(status("other"), (s) => s === "online", "other online")
       const all = yield* follow(port, "/api/events")
       for (const [rt, w] of [["gpu", "g1"], ["local", "l1"], ["other", "o1"]] as const) {
-        const body = JSON.stringify({ worker_id: w, display_name: w, engine: { provider: "echo", chunk_size: 2, delay_ms: 5 } })
+        const body = JSON.stringify({ worker_id: w, display_name: w, engine: echo({ chunk_size: 2, delay_ms: 5 }) })
         assert.strictEqual((yield* call("POST", `/api/runtimes/${rt}/workers`, body)).status, 201)
       }
       const turn = (rt: string, w: string) =>

@@ -1,3 +1,4 @@
+import { echo } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as NodeFs from "node:fs"
@@ -91,7 +92,7 @@ describe("nothing browser-facing carries a runtime endpoint, token or path", () 
       for (const runtime of ["local", "gpu-box", "down-box", "flaky-box", "nowhere"]) {
         const created = yield* hit("POST", `/api/runtimes/${runtime}/workers`, {
           display_name: "Canary",
-          engine: { provider: "echo" }
+          engine: echo()
         })
         const id: string = created.json?.worker?.worker_id ?? "w_missing"
         for (const [method, template, body] of browserRoutes) {
@@ -125,5 +126,5 @@ describe("nothing browser-facing carries a runtime endpoint, token or path", () 
           assert.notInclude(text, canary, `a browser response carries ${canary}:\n${text.slice(0, 400)}`)
         }
       }
-    }))
+    }), 120_000)
 })

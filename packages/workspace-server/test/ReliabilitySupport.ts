@@ -1,3 +1,4 @@
+import { testPolicy } from "@yoi/worker-runtime/testing"
 import { HttpServer } from "@effect/platform"
 import { NodeContext, NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
 import { HttpErrors } from "@yoi/runtime-server"
@@ -23,7 +24,13 @@ export const startServedBackend = (
   } = {}
 ): Effect.Effect<number, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const resolved = yield* resolve(config, "/nonexistent-data-dir").pipe(Effect.orDie)
+    const embedded = config.embedded === undefined || config.embedded === null
+      ? config.embedded
+      : { ...testPolicy, ...config.embedded }
+    const resolved = yield* resolve(
+      { ...config, embedded, companion: config.companion === undefined ? null : config.companion },
+      "/nonexistent-data-dir"
+    ).pipe(Effect.orDie)
     const backend = Backend.layer({
       config: resolved,
       auditDatabase: ":memory:",

@@ -1,3 +1,4 @@
+import { echo } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect } from "effect"
 import * as NodeFs from "node:fs"
@@ -35,7 +36,7 @@ describe("remote runtime routing", () => {
       assert.strictEqual(online.summary.runtime_id, "gpu-box")
 
       const created = yield* call(client, "POST", "/api/runtimes/gpu-box/workers", {
-        body: { display_name: "Remote Ada", engine: { provider: "echo" } }
+        body: { display_name: "Remote Ada", engine: echo() }
       })
       assert.strictEqual(created.status, 201)
       const id = created.json.worker.worker_id

@@ -1,3 +1,4 @@
+import { testPolicy } from "@yoi/worker-runtime/testing"
 import { HttpClient, HttpClientRequest, HttpServer } from "@effect/platform"
 import { NodeContext, NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
 import { Auth as RuntimeAuth, RuntimeServer } from "@yoi/runtime-server"
@@ -53,7 +54,9 @@ export const startRuntimeServer = (
         graceMs: 200,
         events: { heartbeat: Duration.seconds(1) }
       }).pipe(Layer.provideMerge(
-        options.sqlite === undefined ? layerMemory(options) : layerSqlite({ ...options, filename: options.sqlite })
+        options.sqlite === undefined
+          ? layerMemory({ policy: testPolicy, ...options })
+          : layerSqlite({ policy: testPolicy, ...options, filename: options.sqlite })
       ))
     ).pipe(Effect.orDie)
     const address = Context.get(context, HttpServer.HttpServer).address
@@ -138,7 +141,15 @@ export const startBackend = (
   options: StartOptions = {}
 ): Effect.Effect<BackendUnderTest, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const resolved = yield* resolve(config, "/nonexistent-data-dir").pipe(Effect.orDie)
+    // Tests that are not about the Companion or the embedded runtime's policy get neither a Companion nor a
+    // policy of their own: the test echo profiles and scopes anywhere.
+    const embedded = config.embedded === undefined || config.embedded === null
+      ? config.embedded
+      : { ...testPolicy, ...config.embedded }
+    const resolved = yield* resolve(
+      { ...config, embedded, companion: config.companion === undefined ? null : config.companion },
+      "/nonexistent-data-dir"
+    ).pipe(Effect.orDie)
     const handles = Runtimes.layer(resolved, options.runtimes ?? fastRemote).pipe(
       Layer.provide([NodeHttpClient.layerUndici, NodeContext.layer])
     )
@@ -146,7 +157,7 @@ export const startBackend = (
       policy: Policy.layerConfig(resolved),
       audit: Audit.layerSqlite(":memory:"),
       server: { heartbeat: options.heartbeat ?? Duration.seconds(1) },
-      registry: { listingTimeout: options.listingTimeout ?? Duration.seconds(3) }
+      registry: { listingTimeout: options.listingTimeout ?? Duration.seconds(3), workspaceId: resolved.workspaceId }
     }).pipe(
       Layer.provideMerge(NodeHttpServer.layerTest),
       Layer.provide(BackendToken.layer(TOKEN))

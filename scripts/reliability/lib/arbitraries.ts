@@ -2,6 +2,7 @@
  * `fast-check` arbitraries for bad input: odd text, mis-encoded path segments, query values, request bodies that
  * must not decode, wrong content types, forged credentials and abusive headers.
  */
+import { echo } from "@yoi/worker-runtime/testing"
 import { Domain, Runtime } from "@yoi/worker-runtime"
 import { Effect, Either, Schema } from "effect"
 import * as fc from "fast-check"
@@ -141,7 +142,7 @@ export const isValidInput = decodes(decodeSendInput)
 
 const baseSpec = {
   display_name: "Fuzz",
-  engine: { provider: "echo", chunk_size: 4 },
+  engine: echo({ chunk_size: 4 }),
   system_prompt: "be brief",
   tools: [],
   scope: { allow: [{ path: "/srv/fuzz", access: "read" }], deny: [{ path: "/srv/fuzz/secret" }] },

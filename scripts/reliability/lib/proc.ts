@@ -3,6 +3,7 @@
  * waited for by their ready line, killed with any signal, and measured from `/proc` (resident memory, open file
  * descriptors).
  */
+import { writeTestConfig } from "@yoi/runtime-server/testing"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
@@ -81,6 +82,8 @@ const runtimeArgs = (options: RuntimeOptions) => [
   options.tokenFile,
   "--log-level",
   "warn",
+  "--config",
+  writeTestConfig(NodePath.dirname(options.tokenFile)),
   ...(options.extra ?? [])
 ]
 

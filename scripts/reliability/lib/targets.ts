@@ -3,6 +3,7 @@
  * over a memory or SQLite store, and the whole Backend (`Backend.layer` from a config document) served on its own
  * port. Each is a `ManagedRuntime`, so a suite can build it, drive it over plain sockets, and dispose of it.
  */
+import { testPolicy } from "@yoi/worker-runtime/testing"
 import { HttpServer } from "@effect/platform"
 import { NodeContext, NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
 import { Auth, HttpErrors, RuntimeServer } from "@yoi/runtime-server"
@@ -35,8 +36,8 @@ export const startRuntime = async (options: {
   readonly maxStreams?: number | undefined
 }): Promise<RuntimeTarget> => {
   const store = options.sqlite === undefined
-    ? layerMemory({ runtimeId: options.runtimeId })
-    : layerSqlite({ runtimeId: options.runtimeId, filename: options.sqlite })
+    ? layerMemory({ policy: testPolicy, runtimeId: options.runtimeId })
+    : layerSqlite({ policy: testPolicy, runtimeId: options.runtimeId, filename: options.sqlite })
   const layer = RuntimeServer.layer({
     host: "127.0.0.1",
     port: 0,

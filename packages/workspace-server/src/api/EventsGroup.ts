@@ -6,6 +6,7 @@ import {
   InvalidInput,
   RuntimeUnavailable,
   ScopeConflict,
+  ScopeNotPermitted,
   UnsupportedOperation,
   UpstreamTimeout,
   WorkerAlreadyExists,
@@ -32,5 +33,6 @@ export class EventsGroup extends HttpApiGroup.make("events")
   .addError(WorkerAlreadyExists)
   .addError(WorkerStateConflict)
   .addError(ScopeConflict)
+  .addError(ScopeNotPermitted)
   .addError(UnsupportedOperation)
   .middleware(Authentication) {}

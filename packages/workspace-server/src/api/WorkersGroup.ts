@@ -11,6 +11,7 @@ import {
   RuntimeNotFound,
   RuntimeUnavailable,
   ScopeConflict,
+  ScopeNotPermitted,
   UnsupportedOperation,
   UpstreamTimeout,
   WorkerAlreadyExists,
@@ -70,6 +71,7 @@ const group = HttpApiGroup.make("workers")
   .addError(WorkerAlreadyExists)
   .addError(WorkerStateConflict)
   .addError(ScopeConflict)
+  .addError(ScopeNotPermitted)
   .addError(UnsupportedOperation)
   .addError(RuntimeUnavailable)
   .addError(UpstreamTimeout)

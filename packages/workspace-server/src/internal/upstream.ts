@@ -77,6 +77,14 @@ export const mapRuntimeError = (
           : `the requested scope overlaps a path that worker ${holder} holds for writing`
       })
     }
+    case "ScopeNotPermitted": {
+      const field = str(error.field, "scope")
+      return new Errors.ScopeNotPermitted({
+        runtime_id: runtimeId,
+        field,
+        message: `runtime ${runtimeId} does not grant this: ${field} is outside what its configuration allows`
+      })
+    }
     case "InvalidInput": {
       const field = text(error.field)
       return new Errors.InvalidInput({
