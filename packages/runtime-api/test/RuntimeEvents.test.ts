@@ -45,13 +45,13 @@ describe("SseParser", () => {
   })
 })
 
-const event = (seq: number, kind: Domain.EventKind = "worker.status"): Domain.RuntimeEvent => ({
+const event = (seq: number): Domain.RuntimeEvent => ({
   cursor: `c1.s${seq}`,
   seq,
   runtime_id: "rt",
-  kind,
+  kind: "worker.status",
   at: "2025-01-01T00:00:00.000Z",
-  data: { seq }
+  data: { status: seq % 2 === 0 ? "idle" : "running", previous: seq % 2 === 0 ? "running" : "idle" }
 })
 const frame = (e: Domain.RuntimeEvent) => `id: ${e.cursor}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`
 
@@ -150,7 +150,11 @@ describe("RuntimeEvents", () => {
 
   it.live("stream.lagged and stream.error end a connection, are not emitted, and resume from their cursor", () =>
     Effect.gen(function*() {
-      const lagged = { ...event(2, "stream.lagged"), cursor: "c1.s1", seq: 1, data: { resume_cursor: "c1.s1" } }
+      const lagged: Domain.RuntimeEvent = {
+        ...event(1),
+        kind: "stream.lagged",
+        data: { resume_cursor: "c1.s1", message: "fell behind" }
+      }
       const { events, requests } = yield* eventsWith([
         { body: [frame(event(1)) + frame(lagged)] },
         {

@@ -3,7 +3,7 @@ import { Cursor, type Domain, EventLog, layerMemory, Runtime, type RuntimeOption
 import { Chunk, Effect, Exit, Fiber, Layer, Redacted, Scope, Stream } from "effect"
 import { Auth, RuntimeServer } from "../src/index.js"
 import * as Sse from "../src/Sse.js"
-import { appendEvents, connect, contiguous, eventually, TOKEN } from "./SseTestClient.js"
+import { appendEvents, connect, contiguous, eventually, markOf, TOKEN } from "./SseTestClient.js"
 
 const serve = (options: { readonly runtime?: RuntimeOptions; readonly events?: Partial<Sse.SseOptions> } = {}) =>
   RuntimeServer.layerTest({ auth: Auth.token(Redacted.make(TOKEN)), docs: false, events: options.events }).pipe(
@@ -103,7 +103,7 @@ describe("GET /v1/events", () => {
       yield* Fiber.join(producer)
       assert.isAtLeast(connections, 9)
       assert.isTrue(contiguous(collected, seqOf(start), seqOf(start) + total), "contiguous seqs across reconnects")
-      const marks = collected.map((e) => (e.data as { i: number }).i)
+      const marks = collected.map(markOf)
       assert.deepStrictEqual(marks, Array.from({ length: total }, (_, i) => i))
     }).pipe(Effect.scoped, Effect.provide(serve({ runtime: { eventBacklog: 20_000, subscriberBuffer: 20_000 } }))))
 
@@ -162,7 +162,8 @@ describe("GET /v1/events", () => {
       assert.isAbove(delivered.length, 0)
       assert.isBelow(delivered.length, total)
       assert.isTrue(contiguous(delivered, seqOf(start), seqOf(start) + delivered.length))
-      const resume = (lagged.data as { resume_cursor: string }).resume_cursor
+      assert.strictEqual(lagged.kind, "stream.lagged")
+      const resume = lagged.kind === "stream.lagged" ? lagged.data.resume_cursor : ""
       assert.strictEqual(resume, delivered[delivered.length - 1]!.cursor)
       assert.strictEqual(lagged.cursor, resume)
 
