@@ -5,6 +5,7 @@ import {
   InvalidInput,
   RuntimeUnavailable,
   ScopeConflict,
+  UnsupportedOperation,
   WorkerAlreadyExists,
   WorkerBusy,
   WorkerNotFound,
@@ -54,6 +55,7 @@ export class WorkersGroup extends HttpApiGroup.make("workers")
       .addSuccess(WorkerExisted, { status: 200 })
       .addError(WorkerAlreadyExists, { status: 409 })
       .addError(ScopeConflict, { status: 409 })
+      .addError(UnsupportedOperation, { status: 501 })
       .addError(RuntimeUnavailable, { status: 503 })
   )
   .add(

@@ -34,13 +34,14 @@ import {
   WorkerAlreadyExists,
   WorkerBusy,
   WorkerNotFound,
+  UnsupportedOperation,
   WorkerStateConflict,
   WorkerStopped
 } from "./Errors.js"
 import { type EventDraft, EventLog } from "./EventLog.js"
 import { makeEntryId, makeTurnId, makeWorkerId, RuntimeId, type TurnId, WorkerId } from "./Ids.js"
 import * as Json from "./internal/json.js"
-import { type CommitBatch, type StoreError, WorkerStore } from "./WorkerStore.js"
+import { type CommitBatch, type DiagnosticDraft, type StoreError, WorkerStore } from "./WorkerStore.js"
 
 export const VERSION = "0.1.0"
 
@@ -100,7 +101,10 @@ export interface RuntimeService {
   readonly getWorker: (workerId: string) => Effect.Effect<Worker, WorkerNotFound | InvalidInput>
   readonly createWorker: (
     spec: CreateWorker
-  ) => Effect.Effect<CreateResult, InvalidInput | WorkerAlreadyExists | ScopeConflict | RuntimeUnavailable>
+  ) => Effect.Effect<
+    CreateResult,
+    InvalidInput | WorkerAlreadyExists | ScopeConflict | UnsupportedOperation | RuntimeUnavailable
+  >
   readonly sendInput: (
     workerId: string,
     input: SendInput
@@ -643,6 +647,13 @@ export const make: Effect.Effect<
       })
     }
     if (spec.engine !== undefined) yield* engine.value.validate(spec.engine)
+    if ((spec.tools ?? []).length > 0 && engine.value.tools.length === 0) {
+      return yield* new UnsupportedOperation({
+        operation: "tools",
+        message: `the ${provider} engine cannot run tools; create the worker without tools, or with an engine ` +
+          "that offers them"
+      })
+    }
     const unknownTools = (spec.tools ?? []).filter((t) => !engine.value.tools.includes(t))
     if (unknownTools.length > 0) {
       return yield* new InvalidInput({
@@ -917,6 +928,21 @@ export const make: Effect.Effect<
 
   // --- recovery ------------------------------------------------------------------------------------------------
 
+  /** Records a diagnostic and publishes it at once as a durable `runtime.diagnostic` event. */
+  const diagnose = (draft: DiagnosticDraft) =>
+    Effect.flatMap(store.addDiagnostic(draft), (d) =>
+      log.append([{
+        worker_id: d.worker_id,
+        kind: "runtime.diagnostic",
+        data: {
+          id: d.id,
+          severity: d.severity,
+          code: d.code,
+          message: d.message,
+          ...(d.worker_id === undefined ? {} : { worker_id: d.worker_id })
+        }
+      }], (events) => store.commit({ events })))
+
   const records = yield* store.loadWorkers
   const interrupted: Array<WorkerState> = []
   for (const record of records) {
@@ -928,7 +954,7 @@ export const make: Effect.Effect<
       if (Option.isNone(held)) {
         yield* allocations.allocate(record.worker_id, record.spec.scope).pipe(
           Effect.catchAll((e) =>
-            store.addDiagnostic({
+            diagnose({
               severity: "warning",
               code: "allocation_not_restored",
               message: `the scope of worker ${record.worker_id} could not be re-allocated: ${e.message}`,

@@ -42,7 +42,11 @@ const cases: ReadonlyArray<Case> = [
   { name: "create: echo with a model", run: create({ display_name: "a", engine: { provider: "echo", model: "m" } }), tag: "InvalidInput" },
   { name: "create: chunk_size 0", run: create({ display_name: "a", engine: { provider: "echo", chunk_size: 0 } }), tag: "InvalidInput" },
   { name: "create: temperature 3", run: create({ display_name: "a", engine: { provider: "echo", temperature: 3 } }), tag: "InvalidInput" },
-  { name: "create: unknown tool", run: create({ display_name: "a", tools: ["rm_rf"] }), tag: "InvalidInput", field: "tools" },
+  {
+    name: "create: tools on an engine without tools",
+    run: create({ display_name: "a", tools: ["rm_rf"] }),
+    tag: "UnsupportedOperation"
+  },
   { name: "create: malformed tool", run: create({ display_name: "a", tools: ["Read File"] }), tag: "InvalidInput" },
   { name: "create: system_prompt a number", run: create({ display_name: "a", system_prompt: 1 }), tag: "InvalidInput" },
   {
