@@ -42,7 +42,6 @@ export class RuntimeApi extends HttpApi.make("runtime-api")
     version: Runtime.VERSION,
     description: "The Runtime REST API: workers, their transcripts and the event stream. For the Backend and " +
       "services only: browsers go through the Backend. Every error body is `{_tag, message, ...}`; see docs/errors.md.",
-    eventStream: "Server-sent events. Each frame is `id: <cursor>`, `event: <kind>` and `data: <RuntimeEvent JSON>`; " +
-      "comment lines are heartbeats. The stream ends with `stream.lagged` (resume from its cursor) or `stream.error` " +
-      "(whose data is the error alone)."
+    eventStream: ApiDocs.eventStreamDescription,
+    unauthenticated: ["/healthz", "/readyz"]
   })) {}

@@ -76,25 +76,27 @@ const dropUnreferenced = (spec: Record<string, any>) => {
 export interface TidyOptions {
   /** How an event stream's frames are described in its `text/event-stream` response. */
   readonly eventStream: string
+  /** Paths that take no credentials and never answer 401 (the API-wide `Unauthorized` is dropped from them). */
+  readonly unauthenticated: ReadonlyArray<string>
 }
 
 /**
  * Rewrites the generated document so that third-party tools accept it and it says only what the server sends:
  * - `HttpApiDecodeError`, which every Effect `HttpApi` declares but these servers never send (a decode failure is
  *   answered as `InvalidInput`), is removed, and so are repeated members of an error `anyOf`;
- * - an operation without a security requirement does not declare 401, and one without a request body does not
- *   declare 413 (a conforming client sends none);
+ * - the `unauthenticated` paths do not declare 401, and an operation without a request body does not declare 413
+ *   (a conforming client sends none);
  * - each `text/event-stream` response's schema is the event union (`RuntimeEvent`, the JSON of each frame's `data`);
  * - `servers` is never empty.
  */
 export const tidy = (options: TidyOptions) => (spec: Record<string, any>): Record<string, any> => {
-  for (const item of Object.values(spec.paths as Record<string, Record<string, any>>)) {
+  const open = new Set(options.unauthenticated)
+  for (const [path, item] of Object.entries(spec.paths as Record<string, Record<string, any>>)) {
     for (const op of Object.values(item)) {
       if (!isObject(op) || !isObject(op.responses)) continue
-      const secured = (op.security as Array<unknown>).length > 0 || (spec.security as Array<unknown>).length > 0
       const responses = op.responses as Record<string, Json>
       for (const [status, response] of Object.entries(responses)) {
-        if ((status === "401" && !secured) || (status === "413" && op.requestBody === undefined)) {
+        if ((status === "401" && open.has(path)) || (status === "413" && op.requestBody === undefined)) {
           delete responses[status]
           continue
         }
@@ -122,6 +124,11 @@ export const tidy = (options: TidyOptions) => (spec: Record<string, any>): Recor
   return spec
 }
 
+/** How both servers describe a `text/event-stream` response. */
+export const eventStreamDescription = "Server-sent events. Each frame is `id: <cursor>`, `event: <kind>` and " +
+  "`data: <RuntimeEvent JSON>`; comment lines are heartbeats. The stream ends with `stream.lagged` (resume from its " +
+  "cursor) or `stream.error` (whose data is the error alone: `{_tag, message, resume_cursor?}`)."
+
 /**
  * The annotations both servers' documents share: title, version, servers, the event union as a component, and
  * `tidy`. Apply with `HttpApi.annotateContext`.
@@ -131,6 +138,7 @@ export const annotations = (options: {
   readonly version: string
   readonly description: string
   readonly eventStream: string
+  readonly unauthenticated: ReadonlyArray<string>
 }): Context.Context<never> =>
   Context.add(
     OpenApi.annotations({
@@ -138,7 +146,7 @@ export const annotations = (options: {
       version: options.version,
       description: options.description,
       servers,
-      transform: tidy({ eventStream: options.eventStream })
+      transform: tidy(options)
     }),
     HttpApi.AdditionalSchemas,
     [Domain.RuntimeEvent]
