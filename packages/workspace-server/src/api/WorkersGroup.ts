@@ -53,6 +53,8 @@ const group = HttpApiGroup.make("workers")
     .annotate(OpenApi.Summary, "List a runtime's workers"))
   .add(HttpApiEndpoint.post("create", "/api/runtimes/:runtime_id/workers").setPath(RuntimePath)
     .setPayload(Domain.CreateWorker).addSuccess(CreateResult, { status: 201 })
+    // 200: an idempotent repeat of an earlier create with the same worker_id and spec.
+    .addSuccess(CreateResult, { status: 200 })
     .annotate(OpenApi.Summary, "Create a worker on a runtime")
     .annotate(OpenApi.Description, "Audited. The runtime's policy may refuse it (403)."))
   .add(HttpApiEndpoint.get("get", "/api/runtimes/:runtime_id/workers/:worker_id").setPath(WorkerPath)
