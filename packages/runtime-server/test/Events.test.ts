@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cursor, type Domain, EventLog, layerMemory, Runtime, type RuntimeOptions } from "@yoi/worker-runtime"
-import { Chunk, Effect, Exit, Fiber, Layer, Redacted, Scope, Stream } from "effect"
+import { Cursor, Domain, EventLog, layerMemory, Runtime, type RuntimeOptions } from "@yoi/worker-runtime"
+import { Chunk, Effect, Exit, Fiber, Layer, Redacted, Schema, Scope, Stream } from "effect"
 import { Auth, RuntimeServer } from "../src/index.js"
 import * as Sse from "../src/Sse.js"
 import { appendEvents, connect, contiguous, eventually, markOf, TOKEN } from "./SseTestClient.js"
@@ -207,7 +207,10 @@ describe("GET /v1/events", () => {
       yield* Fiber.join(closing)
       const last = s.items().at(-1)
       assert.strictEqual(last?._tag === "Event" ? last.event : undefined, "stream.error")
-      const data = JSON.parse(last?._tag === "Event" ? last.data : "{}")
+      // The frame's data is the error alone, decoded with the union's `stream.error` data schema.
+      const data = Schema.decodeUnknownSync(Schema.parseJson(Domain.StreamErrorData))(
+        last?._tag === "Event" ? last.data : "{}"
+      )
       assert.strictEqual(data._tag, "RuntimeUnavailable")
       assert.strictEqual(data.message, "the runtime is shutting down")
       assert.isString(data.resume_cursor)
