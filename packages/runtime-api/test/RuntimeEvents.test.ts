@@ -143,7 +143,9 @@ describe("RuntimeEvents", () => {
         at: "2025-01-01T00:00:00.000Z",
         data: { to: "Ada" }
       }) + "\n\n"
-      const { events, requests } = yield* eventsWith([{ body: [frame(event(1)) + future + frame(event(3))], hold: true }])
+      const { events, requests } = yield* eventsWith([
+        { body: [frame(event(1)) + future + frame(event(3))], hold: true }
+      ])
       const got = yield* take(events.stream(), 3)
       assert.deepStrictEqual(got.map((e) => [e.seq, e.kind]), [[1, "worker.status"], [2, "other"], [3, "worker.status"]])
       const other = got[1]!
