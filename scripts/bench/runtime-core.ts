@@ -10,7 +10,7 @@
  *   npx tsx scripts/bench/runtime-core.ts [--turns 2000] [--rounds 3]
  */
 import { testPolicy } from "@yoi/worker-runtime/testing"
-import { Cursor, type Domain, layerMemory, Runtime } from "@yoi/worker-runtime"
+import { Cursor, type Domain, Ids, layerMemory, Runtime } from "@yoi/worker-runtime"
 import { Chunk, Deferred, Effect, Exit, PubSub, Stream } from "effect"
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
@@ -102,7 +102,12 @@ const baselineTurns = (active: number, turnsPerWorker: number, withStream: boole
     yield* Effect.forkScoped(Stream.runForEachChunk(Stream.fromQueue(subscription), consume(pending, counter)))
     let seq = 0
     let turnNo = 0
-    const stamp = (worker: string, turnId: string | undefined, kind: Domain.EventKind, data: unknown) => {
+    const stamp = <K extends Domain.EventKind>(
+      worker: string,
+      turnId: string | undefined,
+      kind: K,
+      data: Domain.EventOf<K>["data"]
+    ): Domain.RuntimeEvent => {
       seq += 1
       return {
         cursor: Cursor.encode("0123456789abcdef", seq),
@@ -113,7 +118,7 @@ const baselineTurns = (active: number, turnsPerWorker: number, withStream: boole
         kind,
         at: new Date().toISOString(),
         data
-      } satisfies Domain.RuntimeEvent
+      } as Domain.RuntimeEvent
     }
     const deltas = chunks(TEXT, 16)
     const turn = (worker: string) =>
@@ -121,7 +126,14 @@ const baselineTurns = (active: number, turnsPerWorker: number, withStream: boole
         turnNo += 1
         const turnId = `t_${turnNo}`
         const at = new Date().toISOString()
-        const input = { worker_id: worker, index: 0, entry_id: `e_${turnNo}`, turn_id: turnId, at, data: { text: TEXT } }
+        const input: Domain.TranscriptEntry = {
+          worker_id: Ids.WorkerId.make(worker),
+          index: 0,
+          entry_id: `e_${turnNo}`,
+          turn_id: Ids.TurnId.make(turnId),
+          at,
+          data: { _tag: "user_input", text: TEXT }
+        }
         yield* PubSub.publishAll(pubsub, [
           stamp(worker, turnId, "turn.started", { input_index: 0 }),
           stamp(worker, turnId, "transcript.appended", { entry: input }),
@@ -139,7 +151,12 @@ const baselineTurns = (active: number, turnsPerWorker: number, withStream: boole
           for (const text of deltas) yield* PubSub.publish(pubsub, stamp(worker, turnId, "turn.delta", { text }))
           yield* PubSub.publish(pubsub, stamp(worker, turnId, "turn.usage", usage))
         }
-        const reply = { ...input, index: 1, entry_id: `e_${turnNo}r`, data: { text: TEXT } }
+        const reply: Domain.TranscriptEntry = {
+          ...input,
+          index: 1,
+          entry_id: `e_${turnNo}r`,
+          data: { _tag: "assistant_message", text: TEXT }
+        }
         yield* PubSub.publishAll(pubsub, [
           stamp(worker, turnId, "transcript.appended", { entry: reply }),
           stamp(worker, turnId, "turn.completed", { outcome: "completed", usage }),

@@ -1,7 +1,15 @@
-import { HttpApi, OpenApi } from "@effect/platform"
-import { InvalidInput, RuntimeUnavailable } from "@yoi/worker-runtime"
+import { HttpApi } from "@effect/platform"
+import { InvalidInput, Runtime, RuntimeUnavailable } from "@yoi/worker-runtime"
+import * as ApiDocs from "./ApiDocs.js"
 import { Authorization } from "./Authorization.js"
-import { InternalError, PayloadTooLarge, RouteNotFound, Unauthorized } from "./Errors.js"
+import {
+  InternalError,
+  PayloadTooLarge,
+  RequestHeadersTooLarge,
+  RequestTimeout,
+  RouteNotFound,
+  Unauthorized
+} from "./Errors.js"
 import { EventsGroup } from "./EventsGroup.js"
 import { HealthGroup } from "./HealthGroup.js"
 import { RuntimeGroup } from "./RuntimeGroup.js"
@@ -24,8 +32,16 @@ export class RuntimeApi extends HttpApi.make("runtime-api")
   .addError(InvalidInput, { status: 400 })
   .addError(Unauthorized, { status: 401 })
   .addError(RouteNotFound, { status: 404 })
+  .addError(RequestTimeout, { status: 408 })
   .addError(PayloadTooLarge, { status: 413 })
+  .addError(RequestHeadersTooLarge, { status: 431 })
   .addError(InternalError, { status: 500 })
   .addError(RuntimeUnavailable, { status: 503 })
-  .annotate(OpenApi.Title, "yoi-runtime")
-  .annotate(OpenApi.Description, "The Runtime REST API. For the Backend and services only: browsers go through the Backend.") {}
+  .annotateContext(ApiDocs.annotations({
+    title: "yoi-runtime",
+    version: Runtime.VERSION,
+    description: "The Runtime REST API: workers, their transcripts and the event stream. For the Backend and " +
+      "services only: browsers go through the Backend. Every error body is `{_tag, message, ...}`; see docs/errors.md.",
+    eventStream: ApiDocs.eventStreamDescription,
+    unauthenticated: ["/healthz", "/readyz"]
+  })) {}

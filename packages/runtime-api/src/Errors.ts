@@ -25,3 +25,17 @@ export class RouteNotFound extends Schema.TaggedError<RouteNotFound>()("RouteNot
 export class InternalError extends Schema.TaggedError<InternalError>()("InternalError", {
   message: Schema.String
 }, HttpApiSchema.annotations({ status: 500 })) {}
+
+/**
+ * The request line, headers or body did not arrive in time. HTTP 408. Sent by the HTTP parser before any route runs,
+ * so it can answer any request.
+ */
+export class RequestTimeout extends Schema.TaggedError<RequestTimeout>()("RequestTimeout", {
+  message: Schema.String
+}, HttpApiSchema.annotations({ status: 408 })) {}
+
+/** The request line and headers are over the server's limit. HTTP 431, sent before any route runs. */
+export class RequestHeadersTooLarge extends Schema.TaggedError<RequestHeadersTooLarge>()("RequestHeadersTooLarge", {
+  limit_bytes: Schema.Number,
+  message: Schema.String
+}, HttpApiSchema.annotations({ status: 431 })) {}

@@ -51,4 +51,5 @@ export class EventsGroup extends HttpApiGroup.make("events")
   .addError(CursorInvalid, { status: 400 })
   .addError(CursorExpired, { status: 410 })
   .addError(WorkerNotFound, { status: 404 })
-  .addError(RuntimeUnavailable, { status: 503 }) {}
+  .addError(RuntimeUnavailable, { status: 503 })
+  .annotate(OpenApi.Description, "The observation stream (server-sent events); see docs/events.md.") {}

@@ -1,4 +1,4 @@
-import { HttpApiEndpoint, HttpApiGroup } from "@effect/platform"
+import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { RuntimeUnavailable } from "@yoi/worker-runtime"
 import { Schema } from "effect"
 
@@ -7,9 +7,16 @@ export const Readiness = Schema.Struct({ status: Schema.Literal("ready"), runtim
 
 /** Liveness and readiness probes. They answer without a token and reveal nothing but the runtime id. */
 export class HealthGroup extends HttpApiGroup.make("health")
-  .add(HttpApiEndpoint.get("healthz", "/healthz").addSuccess(Health))
+  .add(
+    HttpApiEndpoint.get("healthz", "/healthz")
+      .addSuccess(Health)
+      .annotate(OpenApi.Summary, "Liveness probe")
+  )
   .add(
     HttpApiEndpoint.get("readyz", "/readyz")
       .addSuccess(Readiness)
       .addError(RuntimeUnavailable, { status: 503 })
-  ) {}
+      .annotate(OpenApi.Summary, "Readiness probe")
+      .annotate(OpenApi.Description, "503 `RuntimeUnavailable` while the runtime drains for shutdown.")
+  )
+  .annotate(OpenApi.Description, "Liveness and readiness probes; no token needed.") {}

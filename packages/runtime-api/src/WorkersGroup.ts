@@ -1,11 +1,13 @@
-import { HttpApiEndpoint, HttpApiGroup } from "@effect/platform"
+import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import {
   Domain,
   Ids,
   InvalidInput,
+  Runtime,
   RuntimeUnavailable,
   ScopeConflict,
   ScopeNotPermitted,
+  UnsupportedOperation,
   WorkerAlreadyExists,
   WorkerBusy,
   WorkerNotFound,
@@ -22,17 +24,30 @@ const strict = { parseOptions: { onExcessProperty: "error", errors: "all" } } as
  */
 export const WorkerPath = Schema.Struct({ worker_id: Ids.WorkerId.from })
 
+/**
+ * A page size in the query string. Its JSON Schema is an integer with bounds, so a generated client passes a number;
+ * the runtime checks the bounds itself and answers `InvalidInput` naming `limit` (the derived client does not refuse
+ * it first).
+ */
+export const Limit = (max: number, fallback: number) =>
+  Schema.NumberFromString.annotations({
+    description: `page size, 1 to ${max} (default ${fallback})`,
+    jsonSchema: { type: "integer", minimum: 1, maximum: max, default: fallback }
+  })
+
+const pageToken = Schema.String.annotations({ description: "the `next_page_token` of the previous page" })
+
 export const ListWorkersParams = Schema.Struct({
   status: Schema.optional(Domain.WorkerStatus),
   /** Only workers whose `yoi.workspace` metadata is this (a Backend's own workers on a shared runtime). */
   workspace: Schema.optional(Schema.String.pipe(Schema.maxLength(128))),
-  limit: Schema.optional(Schema.NumberFromString),
-  page_token: Schema.optional(Schema.String)
+  limit: Schema.optional(Limit(Runtime.WORKER_PAGE_MAX, 50)),
+  page_token: Schema.optional(pageToken)
 })
 
 export const TranscriptParams = Schema.Struct({
-  limit: Schema.optional(Schema.NumberFromString),
-  page_token: Schema.optional(Schema.String)
+  limit: Schema.optional(Limit(Runtime.TRANSCRIPT_PAGE_MAX, 100)),
+  page_token: Schema.optional(pageToken)
 })
 
 export const CreateWorkerBody = Domain.CreateWorker.annotations(strict)
@@ -49,6 +64,8 @@ export class WorkersGroup extends HttpApiGroup.make("workers")
     HttpApiEndpoint.get("list", "/v1/workers")
       .setUrlParams(ListWorkersParams)
       .addSuccess(Domain.WorkerPage)
+      .annotate(OpenApi.Summary, "List workers")
+      .annotate(OpenApi.Description, "Workers in `worker_id` order, optionally by status, one page at a time.")
   )
   .add(
     HttpApiEndpoint.post("create", "/v1/workers")
@@ -58,13 +75,17 @@ export class WorkersGroup extends HttpApiGroup.make("workers")
       .addError(WorkerAlreadyExists, { status: 409 })
       .addError(ScopeConflict, { status: 409 })
       .addError(ScopeNotPermitted, { status: 403 })
+      .addError(UnsupportedOperation, { status: 501 })
       .addError(RuntimeUnavailable, { status: 503 })
+      .annotate(OpenApi.Summary, "Create a worker")
+      .annotate(OpenApi.Description, "201 when created; 200 when a create with the same `worker_id` and spec was already done (idempotent retry). An `initial_input` starts the first turn.")
   )
   .add(
     HttpApiEndpoint.get("get", "/v1/workers/:worker_id")
       .setPath(WorkerPath)
       .addSuccess(Domain.Worker)
       .addError(WorkerNotFound, { status: 404 })
+      .annotate(OpenApi.Summary, "Get a worker")
   )
   .add(
     HttpApiEndpoint.post("input", "/v1/workers/:worker_id/input")
@@ -75,6 +96,8 @@ export class WorkersGroup extends HttpApiGroup.make("workers")
       .addError(WorkerBusy, { status: 409 })
       .addError(WorkerStopped, { status: 409 })
       .addError(RuntimeUnavailable, { status: 503 })
+      .annotate(OpenApi.Summary, "Send input to a worker")
+      .annotate(OpenApi.Description, "Starts a turn; its progress is on the event stream and its result in the transcript.")
   )
   .add(
     HttpApiEndpoint.post("cancel", "/v1/workers/:worker_id/cancel")
@@ -82,6 +105,8 @@ export class WorkersGroup extends HttpApiGroup.make("workers")
       .addSuccess(Domain.CancelResult)
       .addError(WorkerNotFound, { status: 404 })
       .addError(RuntimeUnavailable, { status: 503 })
+      .annotate(OpenApi.Summary, "Cancel the running turn")
+      .annotate(OpenApi.Description, "`cancelled: false` when no turn was running.")
   )
   .add(
     HttpApiEndpoint.post("stop", "/v1/workers/:worker_id/stop")
@@ -89,6 +114,8 @@ export class WorkersGroup extends HttpApiGroup.make("workers")
       .addSuccess(Domain.Worker)
       .addError(WorkerNotFound, { status: 404 })
       .addError(RuntimeUnavailable, { status: 503 })
+      .annotate(OpenApi.Summary, "Stop a worker")
+      .annotate(OpenApi.Description, "Cancels a running turn; a stopped worker refuses input until restored.")
   )
   .add(
     HttpApiEndpoint.post("restore", "/v1/workers/:worker_id/restore")
@@ -96,6 +123,7 @@ export class WorkersGroup extends HttpApiGroup.make("workers")
       .addSuccess(Domain.Worker)
       .addError(WorkerNotFound, { status: 404 })
       .addError(RuntimeUnavailable, { status: 503 })
+      .annotate(OpenApi.Summary, "Restore a stopped worker")
   )
   .add(
     HttpApiEndpoint.del("delete", "/v1/workers/:worker_id")
@@ -104,6 +132,7 @@ export class WorkersGroup extends HttpApiGroup.make("workers")
       .addError(WorkerNotFound, { status: 404 })
       .addError(WorkerStateConflict, { status: 409 })
       .addError(RuntimeUnavailable, { status: 503 })
+      .annotate(OpenApi.Summary, "Delete a stopped worker")
   )
   .add(
     HttpApiEndpoint.get("transcript", "/v1/workers/:worker_id/transcript")
@@ -112,5 +141,8 @@ export class WorkersGroup extends HttpApiGroup.make("workers")
       .addSuccess(Domain.TranscriptPage)
       .addError(WorkerNotFound, { status: 404 })
       .addError(RuntimeUnavailable, { status: 503 })
+      .annotate(OpenApi.Summary, "Page through a worker's transcript")
+      .annotate(OpenApi.Description, "Each page carries the event `cursor` it is consistent with: stream from it to follow what comes after.")
   )
-  .addError(InvalidInput, { status: 400 }) {}
+  .addError(InvalidInput, { status: 400 })
+  .annotate(OpenApi.Description, "Worker commands and queries.") {}

@@ -1,3 +1,4 @@
+export * as ApiDocs from "./ApiDocs.js"
 export * from "./Api.js"
 export * from "./Authorization.js"
 export * from "./Errors.js"

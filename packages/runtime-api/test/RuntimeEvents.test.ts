@@ -45,13 +45,13 @@ describe("SseParser", () => {
   })
 })
 
-const event = (seq: number, kind: Domain.EventKind = "worker.status"): Domain.RuntimeEvent => ({
+const event = (seq: number): Domain.RuntimeEvent => ({
   cursor: `c1.s${seq}`,
   seq,
   runtime_id: "rt",
-  kind,
+  kind: "worker.status",
   at: "2025-01-01T00:00:00.000Z",
-  data: { seq }
+  data: { status: seq % 2 === 0 ? "idle" : "running", previous: seq % 2 === 0 ? "running" : "idle" }
 })
 const frame = (e: Domain.RuntimeEvent) => `id: ${e.cursor}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`
 
@@ -132,6 +132,31 @@ describe("RuntimeEvents", () => {
       assert.isNull(second!.url.searchParams.get("cursor"))
     }))
 
+  it.live("an event of a kind this client does not know is delivered as \"other\" and the stream goes on", () =>
+    Effect.gen(function*() {
+      const future = "id: c1.s2\nevent: worker.renamed\ndata: " + JSON.stringify({
+        cursor: "c1.s2",
+        seq: 2,
+        runtime_id: "rt",
+        worker_id: "w_1",
+        kind: "worker.renamed",
+        at: "2025-01-01T00:00:00.000Z",
+        data: { to: "Ada" }
+      }) + "\n\n"
+      const { events, requests } = yield* eventsWith([
+        { body: [frame(event(1)) + future + frame(event(3))], hold: true }
+      ])
+      const got = yield* take(events.stream(), 3)
+      assert.deepStrictEqual(got.map((e) => [e.seq, e.kind]), [[1, "worker.status"], [2, "other"], [3, "worker.status"]])
+      const other = got[1]!
+      assert.deepStrictEqual(other.kind === "other" ? [other.other_kind, other.data, other.worker_id] : [], [
+        "worker.renamed",
+        { to: "Ada" },
+        "w_1"
+      ])
+      assert.strictEqual(requests.length, 1)
+    }))
+
   it.live("a stream that drops before its first event resumes from the start the runtime announced", () =>
     Effect.gen(function*() {
       const { events, requests } = yield* eventsWith([
@@ -150,7 +175,11 @@ describe("RuntimeEvents", () => {
 
   it.live("stream.lagged and stream.error end a connection, are not emitted, and resume from their cursor", () =>
     Effect.gen(function*() {
-      const lagged = { ...event(2, "stream.lagged"), cursor: "c1.s1", seq: 1, data: { resume_cursor: "c1.s1" } }
+      const lagged: Domain.RuntimeEvent = {
+        ...event(1),
+        kind: "stream.lagged",
+        data: { resume_cursor: "c1.s1", message: "fell behind" }
+      }
       const { events, requests } = yield* eventsWith([
         { body: [frame(event(1)) + frame(lagged)] },
         {

@@ -10,7 +10,7 @@ import {
   type HttpServerError
 } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { RuntimeApi } from "@yoi/runtime-api"
+import { ApiDocs, RuntimeApi } from "@yoi/runtime-api"
 import { Runtime } from "@yoi/worker-runtime"
 import { Effect, identity, Layer, Option } from "effect"
 import type { Server as NodeServer } from "node:http"
@@ -86,7 +86,10 @@ export const layerApi = (options: AppOptions): Layer.Layer<HttpApi.Api, never, R
   const api = HttpApiBuilder.api(RuntimeApi).pipe(Layer.provide(groups))
   const docs = options.docs === false
     ? Layer.empty
-    : Layer.mergeAll(HttpApiBuilder.middlewareOpenApi(), HttpApiScalar.layer({ path: "/docs" }))
+    : Layer.mergeAll(
+      HttpApiBuilder.middlewareOpenApi(),
+      HttpApiScalar.layer({ path: "/docs", scalar: ApiDocs.scalarConfig })
+    )
   const errors = HttpErrors.layer({ maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, auth: options.auth })
   return Layer.provideMerge(Layer.merge(docs, errors), api)
 }

@@ -2,13 +2,13 @@ import { HttpServerResponse } from "@effect/platform"
 import {
   type CursorExpired,
   type CursorInvalid,
-  type Domain,
+  Domain,
   type InvalidInput,
   Runtime,
   RuntimeUnavailable,
   type WorkerNotFound
 } from "@yoi/worker-runtime"
-import { Chunk, Context, Duration, Effect, Layer, type Scope, Stream } from "effect"
+import { Chunk, Context, Duration, Effect, Layer, Schema, type Scope, Stream } from "effect"
 import { Readable } from "node:stream"
 import { Shutdown } from "./Shutdown.js"
 
@@ -17,9 +17,16 @@ export const CONTENT_TYPE = "text/event-stream"
 /** The kind of the final frame sent when a stream fails after it started. */
 export const ERROR_KIND = "stream.error"
 
-/** One event as an SSE frame. JSON never contains a raw newline, so `data` is always a single line. */
-export const eventFrame = (event: Domain.RuntimeEvent): string =>
-  `id: ${event.cursor}\nevent: ${event.kind}\ndata: ${JSON.stringify(event)}\n\n`
+const encodeEvent = Schema.encodeSync(Domain.RuntimeEvent)
+
+/**
+ * One event as an SSE frame, encoded with the event union. JSON never contains a raw newline, so `data` is always a
+ * single line.
+ */
+export const eventFrame = (event: Domain.RuntimeEvent): string => {
+  const encoded = encodeEvent(event)
+  return `id: ${encoded.cursor}\nevent: ${encoded.kind}\ndata: ${JSON.stringify(encoded)}\n\n`
+}
 
 // Every subscriber receives the same event objects from the log, in seq order, and readers that keep up receive
 // the same chunks. Two small rings (no WeakMap: its GC cost per event is higher than what it saves) serialize each

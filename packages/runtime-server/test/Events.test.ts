@@ -1,10 +1,10 @@
 import { testPolicy } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
-import { Cursor, type Domain, EventLog, layerMemory, Runtime, type RuntimeOptions } from "@yoi/worker-runtime"
-import { Chunk, Effect, Exit, Fiber, Layer, Redacted, Scope, Stream } from "effect"
+import { Cursor, Domain, EventLog, layerMemory, Runtime, type RuntimeOptions } from "@yoi/worker-runtime"
+import { Chunk, Effect, Exit, Fiber, Layer, Redacted, Schema, Scope, Stream } from "effect"
 import { Auth, RuntimeServer } from "../src/index.js"
 import * as Sse from "../src/Sse.js"
-import { appendEvents, connect, contiguous, eventually, TOKEN } from "./SseTestClient.js"
+import { appendEvents, connect, contiguous, eventually, markOf, TOKEN } from "./SseTestClient.js"
 
 const serve = (options: { readonly runtime?: RuntimeOptions; readonly events?: Partial<Sse.SseOptions> } = {}) =>
   RuntimeServer.layerTest({ auth: Auth.token(Redacted.make(TOKEN)), docs: false, events: options.events }).pipe(
@@ -104,7 +104,7 @@ describe("GET /v1/events", () => {
       yield* Fiber.join(producer)
       assert.isAtLeast(connections, 9)
       assert.isTrue(contiguous(collected, seqOf(start), seqOf(start) + total), "contiguous seqs across reconnects")
-      const marks = collected.map((e) => (e.data as { i: number }).i)
+      const marks = collected.map(markOf)
       assert.deepStrictEqual(marks, Array.from({ length: total }, (_, i) => i))
     }).pipe(Effect.scoped, Effect.provide(serve({ runtime: { eventBacklog: 20_000, subscriberBuffer: 20_000 } }))))
 
@@ -163,7 +163,8 @@ describe("GET /v1/events", () => {
       assert.isAbove(delivered.length, 0)
       assert.isBelow(delivered.length, total)
       assert.isTrue(contiguous(delivered, seqOf(start), seqOf(start) + delivered.length))
-      const resume = (lagged.data as { resume_cursor: string }).resume_cursor
+      assert.strictEqual(lagged.kind, "stream.lagged")
+      const resume = lagged.kind === "stream.lagged" ? lagged.data.resume_cursor : ""
       assert.strictEqual(resume, delivered[delivered.length - 1]!.cursor)
       assert.strictEqual(lagged.cursor, resume)
 
@@ -207,7 +208,10 @@ describe("GET /v1/events", () => {
       yield* Fiber.join(closing)
       const last = s.items().at(-1)
       assert.strictEqual(last?._tag === "Event" ? last.event : undefined, "stream.error")
-      const data = JSON.parse(last?._tag === "Event" ? last.data : "{}")
+      // The frame's data is the error alone, decoded with the union's `stream.error` data schema.
+      const data = Schema.decodeUnknownSync(Schema.parseJson(Domain.StreamErrorData))(
+        last?._tag === "Event" ? last.data : "{}"
+      )
       assert.strictEqual(data._tag, "RuntimeUnavailable")
       assert.strictEqual(data.message, "the runtime is shutting down")
       assert.isString(data.resume_cursor)

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Auth, RuntimeServer } from "../src/index.js"
 import type * as Sse from "../src/Sse.js"
-import { appendEvents, connect, contiguous, eventually, port, TOKEN } from "./SseTestClient.js"
+import { appendEvents, connect, contiguous, eventually, markOf, port, TOKEN } from "./SseTestClient.js"
 
 const fast: RuntimeEventsOptions = {
   token: Redacted.make(TOKEN),
@@ -80,7 +80,7 @@ describe("RuntimeEvents (the SSE client) against the server", () => {
       assert.isAbove(events.requests(), 1, "the client reconnected after stream.lagged")
       const from = got[0]!.seq - 1
       assert.isTrue(contiguous(got, from, from + 3000))
-      assert.deepStrictEqual(got.map((e) => (e.data as { i: number }).i), Array.from({ length: 3000 }, (_, i) => i))
+      assert.deepStrictEqual(got.map(markOf), Array.from({ length: 3000 }, (_, i) => i))
     }).pipe(Effect.scoped, Effect.provide(serve({ runtime: { subscriberBuffer: 16 } }))))
 
   it.live("typed failures are not retried: CursorExpired, CursorInvalid, WorkerNotFound, Unauthorized", () =>
@@ -114,7 +114,7 @@ describe("RuntimeEvents (the SSE client) against the server", () => {
       yield* holder.destroy
       yield* appendEvents(3)
       const got = yield* takeN(3)
-      assert.deepStrictEqual(got.map((e) => (e.data as { i: number }).i), [0, 1, 2])
+      assert.deepStrictEqual(got.map(markOf), [0, 1, 2])
     }).pipe(Effect.scoped, Effect.provide(serve({ events: { maxStreams: 1 } }))))
 
   it.live("list then watch: a transcript page's cursor streams the rest with no gap and no duplicate", () =>
@@ -139,7 +139,7 @@ describe("RuntimeEvents (the SSE client) against the server", () => {
       while (true) {
         const [e] = yield* watched.takeN(1)
         if (e!.kind === "turn.completed") break
-        entries.push((e!.data as { entry: Domain.TranscriptEntry }).entry)
+        if (e!.kind === "transcript.appended") entries.push(e!.data.entry)
       }
       const final = yield* rest.workers.transcript({ path: { worker_id: workerId }, urlParams: {} })
       assert.isAbove(entries.length, 0)
@@ -214,7 +214,7 @@ describe("RuntimeEvents across a server restart", () => {
       yield* Scope.close(second, Exit.void)
 
       const all = [...before, ...replayed, ...live]
-      const names = all.map((e) => (e.data as { worker: { display_name: string } }).worker.display_name)
+      const names = all.map((e) => (e.kind === "worker.created" ? e.data.worker.display_name : e.kind))
       assert.deepStrictEqual(names, ["n0", "n1", "n2", "n3", "n4", "n5", "n6"])
       assert.isTrue(all.every((e, i) => i === 0 || e.seq > all[i - 1]!.seq), "seqs increase")
       assert.strictEqual(new Set(all.map((e) => e.cursor)).size, all.length)

@@ -4,14 +4,14 @@ import { Chunk, Deferred, Effect, Queue, Stream, TestClock } from "effect"
 import type { Readable } from "node:stream"
 import * as Sse from "../src/Sse.js"
 
-const event = (seq: number, kind: Domain.EventKind = "worker.created"): Domain.RuntimeEvent => ({
+const event = (seq: number): Domain.RuntimeEvent => ({
   cursor: `c1.pos${seq}`,
   seq,
   runtime_id: "rt",
   worker_id: "w_1",
-  kind,
+  kind: "turn.delta",
   at: "2025-01-01T00:00:00.000Z",
-  data: { n: seq, text: "line one\nline two" }
+  data: { text: `delta ${seq}: line one\nline two` }
 })
 
 /** Lets forked fibers run until they block. */
@@ -37,12 +37,12 @@ const open = (events: Stream.Stream<Domain.RuntimeEvent, RuntimeUnavailable>, st
 
 describe("Sse wire frames", () => {
   it("an event is one frame: id, event and a single data line holding the JSON envelope", () => {
-    const e = event(7, "turn.delta")
+    const e = event(7)
     assert.strictEqual(
       Sse.eventFrame(e),
       "id: c1.pos7\nevent: turn.delta\n" +
         "data: {\"cursor\":\"c1.pos7\",\"seq\":7,\"runtime_id\":\"rt\",\"worker_id\":\"w_1\",\"kind\":\"turn.delta\"," +
-        "\"at\":\"2025-01-01T00:00:00.000Z\",\"data\":{\"n\":7,\"text\":\"line one\\nline two\"}}\n\n"
+        "\"at\":\"2025-01-01T00:00:00.000Z\",\"data\":{\"text\":\"delta 7: line one\\nline two\"}}\n\n"
     )
     assert.strictEqual(Sse.commentFrame("a\nb"), ": a b\n\n")
     assert.strictEqual(Sse.openFrame("c1.x"), ": connected\nid: c1.x\n\n")

@@ -1,10 +1,13 @@
 import { HttpServer } from "@effect/platform"
 import { SseParser, type SseItem } from "@yoi/runtime-api"
-import { type Domain, EventLog } from "@yoi/worker-runtime"
-import { Effect, Either, Queue, type Scope } from "effect"
+import { Domain, EventLog } from "@yoi/worker-runtime"
+import { Effect, Either, Queue, Schema, type Scope } from "effect"
 import * as Http from "node:http"
 
 export const TOKEN = "test-token-0123456789"
+
+/** Every event a test reads off the wire is decoded with the event union, as a client would. */
+const decodeEvent = Schema.decodeUnknownSync(Schema.parseJson(Domain.RuntimeEvent))
 
 /** A raw SSE connection over `node:http`, so a test can see exact bytes, stop reading, or cut the socket. */
 export interface RawStream {
@@ -55,7 +58,10 @@ export const connect = (
       const parsed = Either.getOrThrow(parser.feed(chunk))
       for (const item of parsed) {
         items.push(item)
-        if (item._tag === "Event" && res.statusCode === 200) events.push(JSON.parse(item.data))
+        // A `stream.error` frame's data is the error alone, not an envelope; it stays in `items`.
+        if (item._tag === "Event" && item.event !== "stream.error" && res.statusCode === 200) {
+          events.push(decodeEvent(item.data))
+        }
       }
       signal.unsafeOffer(undefined)
     })
@@ -99,10 +105,17 @@ export const appendEvents = (count: number, options: { readonly bytes?: number; 
     for (let i = 0; i < count; i += batch) {
       const n = Math.min(batch, count - i)
       yield* log.append(
-        Array.from({ length: n }, (_, j) => ({ kind: "runtime.diagnostic" as const, data: { i: i + j, pad } }))
+        Array.from({ length: n }, (_, j) => ({
+          kind: "runtime.diagnostic" as const,
+          data: { id: i + j, severity: "info" as const, code: "test_event", message: pad }
+        }))
       )
     }
   })
+
+/** The number an event of `appendEvents` carries (its `data.id`), or -1 for any other event. */
+export const markOf = (event: Domain.RuntimeEvent): number =>
+  event.kind === "runtime.diagnostic" ? event.data.id ?? -1 : -1
 
 /** The seqs are exactly `from + 1 .. to`. */
 export const contiguous = (events: ReadonlyArray<Domain.RuntimeEvent>, from: number, to: number) => {

@@ -1,7 +1,26 @@
-import { Schema } from "effect"
+import { JSONSchema, Schema } from "effect"
 import { RuntimeId, TurnId, WorkerId } from "./Ids.js"
 
 export const Timestamp = Schema.String.annotations({ description: "ISO-8601 UTC timestamp" })
+
+/**
+ * Any JSON value (tool arguments and results, data of an event kind this version does not know). Its JSON Schema
+ * lists the JSON types instead of `Schema.Unknown`'s `{"$id": "/schemas/unknown"}`, which would repeat one `$id`
+ * in every document that holds two of them (ajv refuses to compile such a document).
+ */
+export const JsonValue = Schema.Unknown.annotations({
+  description: "any JSON value",
+  jsonSchema: {
+    anyOf: [
+      { type: "object" },
+      { type: "array" },
+      { type: "string" },
+      { type: "number" },
+      { type: "boolean" },
+      { type: "null" }
+    ]
+  }
+})
 
 export const WorkerStatus = Schema.Literal("idle", "running", "stopped")
 export type WorkerStatus = typeof WorkerStatus.Type
@@ -198,11 +217,11 @@ export type ErrorInfo = typeof ErrorInfo.Type
 export const TranscriptEntryData = Schema.Union(
   Schema.TaggedStruct("user_input", { text: Schema.String }),
   Schema.TaggedStruct("assistant_message", { text: Schema.String, partial: Schema.optional(Schema.Boolean) }),
-  Schema.TaggedStruct("tool_call", { call_id: Schema.String, name: Schema.String, arguments: Schema.Unknown }),
+  Schema.TaggedStruct("tool_call", { call_id: Schema.String, name: Schema.String, arguments: JsonValue }),
   Schema.TaggedStruct("tool_result", {
     call_id: Schema.String,
     name: Schema.String,
-    result: Schema.Unknown,
+    result: JsonValue,
     is_error: Schema.Boolean
   }),
   Schema.TaggedStruct("notice", {
@@ -233,32 +252,178 @@ export const EventKind = Schema.Literal(
   "turn.tool_call",
   "turn.tool_result",
   "turn.usage",
-  "turn.completed",
-  "turn.failed",
-  "turn.cancelled",
-  "turn.interrupted",
   "turn.retry",
+  "turn.completed",
+  "turn.cancelled",
+  "turn.failed",
+  "turn.interrupted",
   "transcript.appended",
   "runtime.diagnostic",
-  "stream.lagged"
+  "stream.lagged",
+  "stream.error"
 )
 export type EventKind = typeof EventKind.Type
 
 /** Kinds that are previews of committed events: never persisted, not replayed after a restart. */
-export const ephemeralKinds: ReadonlySet<EventKind> = new Set<EventKind>(["turn.delta", "turn.retry"])
+export const ephemeralKinds: ReadonlySet<string> = new Set<EventKind>(["turn.delta", "turn.retry"])
 
-/** The event envelope. `cursor` is opaque; `seq` grows by one per event of a runtime. */
-export const RuntimeEvent = Schema.Struct({
+/** The tokens of one engine step (`turn.usage`) or of one turn (the `usage` of a turn's end). */
+export const TurnUsage = Schema.Struct({
+  input_tokens: Schema.Number,
+  output_tokens: Schema.Number,
+  cached_tokens: Schema.Number
+})
+export type TurnUsage = typeof TurnUsage.Type
+
+/** How a turn ended: the data of `turn.completed`, `turn.cancelled`, `turn.failed` and `turn.interrupted`. */
+export const TurnEnded = Schema.Struct({
+  outcome: TurnOutcome,
+  usage: TurnUsage,
+  reason: Schema.optional(Schema.String),
+  error: Schema.optional(ErrorInfo)
+})
+export type TurnEnded = typeof TurnEnded.Type
+
+export const Severity = Schema.Literal("info", "warning", "error")
+
+/** A problem found by recovery or the store, as recorded in `GET /v1/runtime/diagnostics` (`id` when it was). */
+export const DiagnosticData = Schema.Struct({
+  id: Schema.optional(Schema.Number),
+  severity: Severity,
+  code: Schema.String,
+  message: Schema.String,
+  worker_id: Schema.optional(Schema.String)
+})
+export type DiagnosticData = typeof DiagnosticData.Type
+
+/** The last event of a stream whose subscriber fell behind; resume from `resume_cursor`. */
+export const StreamLaggedData = Schema.Struct({ resume_cursor: Schema.String, message: Schema.String })
+export type StreamLaggedData = typeof StreamLaggedData.Type
+
+/** The last frame of a stream that failed after it started. On the wire this frame's `data` is this object alone. */
+export const StreamErrorData = Schema.Struct({
+  _tag: Schema.String,
+  message: Schema.String,
+  resume_cursor: Schema.optional(Schema.String)
+})
+export type StreamErrorData = typeof StreamErrorData.Type
+
+/** The `data` schema of each event kind. docs/events.md lists the same kinds and fields (a test compares them). */
+export const EventData = {
+  "worker.created": Schema.Struct({ worker: Worker }),
+  "worker.status": Schema.Struct({ status: WorkerStatus, previous: WorkerStatus }),
+  "worker.deleted": Schema.Struct({ worker_id: Schema.String }),
+  "turn.started": Schema.Struct({ input_index: Schema.Number }),
+  "turn.delta": Schema.Struct({ text: Schema.String }),
+  "turn.tool_call": Schema.Struct({ call_id: Schema.String, name: Schema.String, arguments: JsonValue }),
+  "turn.tool_result": Schema.Struct({
+    call_id: Schema.String,
+    name: Schema.String,
+    result: JsonValue,
+    is_error: Schema.Boolean
+  }),
+  "turn.usage": TurnUsage,
+  "turn.retry": Schema.Struct({ attempt: Schema.Number, delay_ms: Schema.Number, reason: Schema.String }),
+  "turn.completed": TurnEnded,
+  "turn.cancelled": TurnEnded,
+  "turn.failed": TurnEnded,
+  "turn.interrupted": TurnEnded,
+  "transcript.appended": Schema.Struct({ entry: TranscriptEntry }),
+  "runtime.diagnostic": DiagnosticData,
+  "stream.lagged": StreamLaggedData,
+  "stream.error": StreamErrorData
+} as const satisfies { readonly [K in EventKind]: Schema.Schema<any, any, never> }
+
+/**
+ * The envelope fields every event carries besides `kind`, `at` and `data`. `cursor` is opaque; `seq` grows by one
+ * per event of a runtime.
+ */
+const envelope = {
   cursor: Schema.String,
   seq: Schema.Number,
   runtime_id: Schema.String,
   worker_id: Schema.optional(Schema.String),
-  turn_id: Schema.optional(Schema.String),
-  kind: EventKind,
-  at: Timestamp,
-  data: Schema.Unknown
+  turn_id: Schema.optional(Schema.String)
+}
+
+const event = <K extends EventKind>(kind: K) =>
+  Schema.Struct({
+    ...envelope,
+    kind: Schema.Literal(kind),
+    at: Timestamp,
+    data: EventData[kind] as (typeof EventData)[K]
+  })
+
+const knownKinds: ReadonlySet<string> = new Set(EventKind.literals)
+
+/** On the wire: a kind this version of the contract does not know (sent by a newer runtime). */
+const OtherKind = Schema.String.pipe(
+  Schema.filter((kind) => !knownKinds.has(kind), { message: () => "a known event kind must carry its own data" })
+).annotations({
+  jsonSchema: { type: "string", not: { enum: EventKind.literals } },
+  description: "an event kind this version of the contract does not know"
+})
+
+/**
+ * An event of a kind this version does not know: the envelope and `data` are kept, `kind` reads `"other"` and the
+ * kind that was sent is in `other_kind` (encoding puts it back). A literal `kind` keeps narrowing on `kind` exact:
+ * a member whose `kind` were any string would make every narrowed `data` `unknown`.
+ */
+export const OtherEvent = Schema.transform(
+  Schema.Struct({ ...envelope, kind: OtherKind, at: Timestamp, data: JsonValue }),
+  Schema.Struct({
+    ...envelope,
+    kind: Schema.Literal("other"),
+    other_kind: Schema.String,
+    at: Timestamp,
+    data: JsonValue
+  }),
+  {
+    strict: true,
+    decode: ({ kind, ...rest }) => ({ ...rest, kind: "other" as const, other_kind: kind }),
+    encode: ({ kind: _, other_kind, ...rest }) => ({ ...rest, kind: other_kind })
+  }
+)
+export type OtherEvent = typeof OtherEvent.Type
+
+/**
+ * The event envelope, one member per kind, each with its own `data`; narrowing on `kind` types `data`. An unknown
+ * future kind decodes as `OtherEvent`, so an older client keeps working with a newer runtime.
+ */
+export const RuntimeEvent = Schema.Union(
+  event("worker.created"),
+  event("worker.status"),
+  event("worker.deleted"),
+  event("turn.started"),
+  event("turn.delta"),
+  event("turn.tool_call"),
+  event("turn.tool_result"),
+  event("turn.usage"),
+  event("turn.retry"),
+  event("turn.completed"),
+  event("turn.cancelled"),
+  event("turn.failed"),
+  event("turn.interrupted"),
+  event("transcript.appended"),
+  event("runtime.diagnostic"),
+  event("stream.lagged"),
+  event("stream.error"),
+  OtherEvent
+).annotations({
+  identifier: "RuntimeEvent",
+  title: "RuntimeEvent",
+  description: "One event of the runtime's observation stream (the `data:` line of an SSE frame); see docs/events.md"
 })
 export type RuntimeEvent = typeof RuntimeEvent.Type
+
+/** An event of a known kind. */
+export type KnownEvent = Exclude<RuntimeEvent, OtherEvent>
+
+/** The event of one kind, with its typed `data`. */
+export type EventOf<K extends EventKind> = Extract<RuntimeEvent, { readonly kind: K }>
+
+/** The JSON Schema (draft-07) of the event union, as `/openapi.json` references it for the event streams. */
+export const RuntimeEventJsonSchema = JSONSchema.make(RuntimeEvent)
 
 /** The widest filesystem access a runtime grants to worker scopes; `none` when it has no scope roots. */
 export const ScopeAccess = Schema.Literal("none", "read", "write")
@@ -329,7 +494,6 @@ export const UsageOverview = Schema.Struct({
 })
 export type UsageOverview = typeof UsageOverview.Type
 
-export const Severity = Schema.Literal("info", "warning", "error")
 export const Diagnostic = Schema.Struct({
   id: Schema.Number,
   at: Timestamp,

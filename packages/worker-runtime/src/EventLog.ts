@@ -1,17 +1,22 @@
-import { Chunk, Context, Effect, Either, Layer, Option, Scope, Stream } from "effect"
+import { Chunk, Context, Effect, Either, Layer, Option, Scope, Stream, type Types } from "effect"
 import * as Cursor from "./Cursor.js"
-import { ephemeralKinds, type EventKind, type RuntimeEvent } from "./Domain.js"
+import { ephemeralKinds, type EventKind, type EventOf, type RuntimeEvent } from "./Domain.js"
 import { CursorExpired, CursorInvalid, RuntimeUnavailable } from "./Errors.js"
 import * as Fanout from "./Fanout.js"
 import { type StoreError, WorkerStore } from "./WorkerStore.js"
 
-/** An event before the log gives it a place: `seq`, `cursor` and `runtime_id` are filled in by `append`. */
-export interface EventDraft {
-  readonly worker_id?: string | undefined
-  readonly turn_id?: string | undefined
-  readonly kind: EventKind
-  readonly data: unknown
-}
+/**
+ * An event before the log gives it a place: `seq`, `cursor` and `runtime_id` are filled in by `append`. One member
+ * per kind, so `data` is checked against the kind's schema type.
+ */
+export type EventDraft = {
+  readonly [K in EventKind]: {
+    readonly worker_id?: string | undefined
+    readonly turn_id?: string | undefined
+    readonly kind: K
+    readonly data: EventOf<K>["data"]
+  }
+}[EventKind]
 
 export interface SubscribeOptions {
   /** An opaque cursor, `"earliest"`, or absent for "from now". */
@@ -97,14 +102,15 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
       let seq = lastSeq
       return drafts.map((d) => {
         seq += 1
-        const event: { -readonly [K in keyof RuntimeEvent]: RuntimeEvent[K] } = {
+        // A draft's kind and data agree (see `EventDraft`); TypeScript cannot follow that through the spread.
+        const event = {
           cursor: Cursor.encode(epoch, seq),
           seq,
           runtime_id: runtimeId,
           kind: d.kind,
           at,
           data: d.data
-        }
+        } as Types.Mutable<RuntimeEvent>
         if (d.worker_id !== undefined) event.worker_id = d.worker_id
         if (d.turn_id !== undefined) event.turn_id = d.turn_id
         return event

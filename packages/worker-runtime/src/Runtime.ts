@@ -39,6 +39,7 @@ import {
   WorkerAlreadyExists,
   WorkerBusy,
   WorkerNotFound,
+  UnsupportedOperation,
   WorkerStateConflict,
   WorkerStopped
 } from "./Errors.js"
@@ -47,7 +48,7 @@ import { makeEntryId, makeTurnId, makeWorkerId, RuntimeId, type TurnId, WorkerId
 import * as Json from "./internal/json.js"
 import * as ScopePolicy from "./internal/scopePolicy.js"
 import * as Profiles from "./Profiles.js"
-import { type CommitBatch, type StoreError, WorkerStore } from "./WorkerStore.js"
+import { type CommitBatch, type DiagnosticDraft, type StoreError, WorkerStore } from "./WorkerStore.js"
 
 export const VERSION = "0.1.0"
 
@@ -126,7 +127,7 @@ export interface RuntimeService {
     spec: CreateWorker
   ) => Effect.Effect<
     CreateResult,
-    InvalidInput | WorkerAlreadyExists | ScopeConflict | ScopeNotPermitted | RuntimeUnavailable
+    InvalidInput | WorkerAlreadyExists | ScopeConflict | ScopeNotPermitted | UnsupportedOperation | RuntimeUnavailable
   >
   readonly sendInput: (
     workerId: string,
@@ -354,6 +355,13 @@ export const make: Effect.Effect<
         onNone: () => [],
         onSome: (e) => e.tools
       })
+      if (tools.length > 0 && engineTools.length === 0) {
+        return yield* new UnsupportedOperation({
+          operation: "tools",
+          message: `profile ${profileName} (${profile.provider}) cannot run tools; create the worker without tools, ` +
+            "or with a profile whose engine offers them"
+        })
+      }
       const unrunnable = tools.filter((t) => !engineTools.includes(t))
       if (unrunnable.length > 0) {
         return yield* new InvalidInput({
@@ -1054,6 +1062,21 @@ export const make: Effect.Effect<
 
   // --- recovery ------------------------------------------------------------------------------------------------
 
+  /** Records a diagnostic and publishes it at once as a durable `runtime.diagnostic` event. */
+  const diagnose = (draft: DiagnosticDraft) =>
+    Effect.flatMap(store.addDiagnostic(draft), (d) =>
+      log.append([{
+        worker_id: d.worker_id,
+        kind: "runtime.diagnostic",
+        data: {
+          id: d.id,
+          severity: d.severity,
+          code: d.code,
+          message: d.message,
+          ...(d.worker_id === undefined ? {} : { worker_id: d.worker_id })
+        }
+      }], (events) => store.commit({ events })))
+
   const records = yield* store.loadWorkers
   const interrupted: Array<WorkerState> = []
   for (const stored of records) {
@@ -1064,7 +1087,7 @@ export const make: Effect.Effect<
     }
     const profileName = engine?.profile ?? defaultProfile
     if (!profiles.has(profileName)) {
-      yield* store.addDiagnostic({
+      yield* diagnose({
         severity: "warning",
         code: "profile_missing",
         message: `worker ${record.worker_id} uses engine profile ${profileName}, which this runtime no longer ` +
@@ -1080,7 +1103,7 @@ export const make: Effect.Effect<
       if (Option.isNone(held)) {
         yield* allocations.allocate(record.worker_id, record.spec.scope).pipe(
           Effect.catchAll((e) =>
-            store.addDiagnostic({
+            diagnose({
               severity: "warning",
               code: "allocation_not_restored",
               message: `the scope of worker ${record.worker_id} could not be re-allocated: ${e.message}`,
@@ -1093,7 +1116,7 @@ export const make: Effect.Effect<
   for (const [name, spec] of profiles) {
     const problem = yield* profileProblem(spec)
     if (Option.isSome(problem)) {
-      yield* store.addDiagnostic({
+      yield* diagnose({
         severity: "warning",
         code: "profile_not_ready",
         message: `engine profile ${name} is not ready: ${problem.value}`

@@ -54,21 +54,24 @@ const everyEntryKind: ReadonlyArray<Domain.TranscriptEntryData> = [
   { _tag: "assistant_message", text: "done" }
 ]
 
-const event = (
+const event = <K extends Domain.EventKind>(
   epoch: string,
   seq: number,
-  kind: Domain.EventKind,
-  data: unknown,
+  kind: K,
+  data: Domain.EventOf<K>["data"],
   worker?: string
-): Domain.RuntimeEvent => ({
-  cursor: Cursor.encode(epoch, seq),
-  seq,
-  runtime_id: "alpha",
-  ...(worker === undefined ? {} : { worker_id: worker, turn_id: `t_${seq}` }),
-  kind,
-  at,
-  data
-})
+): Domain.RuntimeEvent =>
+  ({
+    cursor: Cursor.encode(epoch, seq),
+    seq,
+    runtime_id: "alpha",
+    ...(worker === undefined ? {} : { worker_id: worker, turn_id: `t_${seq}` }),
+    kind,
+    at,
+    data
+  }) as Domain.RuntimeEvent
+
+const usage = (n: number) => ({ input_tokens: n, output_tokens: 2 * n, cached_tokens: 0 })
 
 /** Runs `f` with a store on `filename`, closed when `f` ends. */
 const withStore = <A, E>(
@@ -104,9 +107,13 @@ describe("SqliteStore", () => {
           assert.strictEqual(meta.lastSeq, 0)
           assert.match(meta.epoch, /^[0-9a-z]{16}$/)
           const events = [
-            event(meta.epoch, 1, "worker.created", { worker: { worker_id: "w-idle" } }, "w-idle"),
-            event(meta.epoch, 3, "transcript.appended", { entry: entries[2] }, "w-running"),
-            event(meta.epoch, 4, "runtime.diagnostic", { nested: [1, "two", { three: true }] })
+            event(meta.epoch, 1, "worker.status", { status: "idle", previous: "stopped" }, "w-idle"),
+            event(meta.epoch, 3, "transcript.appended", { entry: entries[2]! }, "w-running"),
+            event(meta.epoch, 4, "turn.tool_call", {
+              call_id: "c1",
+              name: "read_file",
+              arguments: { nested: [1, "two", { three: true }] }
+            })
           ]
           yield* store.commit({ workers: [idle, running, stopped, doomed], transcript: entries, events })
           yield* store.commit({ deleted: [doomed.worker_id] })
@@ -143,7 +150,7 @@ describe("SqliteStore", () => {
           const { epoch } = yield* store.meta
           yield* store.commit({
             workers: [record("w1", { status: "running", current_turn_id: tid("t_1") })],
-            events: [event(epoch, 10, "turn.started", {}, "w1")]
+            events: [event(epoch, 10, "turn.started", { input_index: 0 }, "w1")]
           })
           return epoch
         }))
@@ -159,7 +166,7 @@ describe("SqliteStore", () => {
           const { epoch } = yield* store.meta
           for (let seq = 1; seq <= 200; seq += 4) {
             yield* store.commit({
-              events: [1, 2, 3].map((i) => event(epoch, seq + i, "turn.usage", { n: seq + i }, "w1"))
+              events: [1, 2, 3].map((i) => event(epoch, seq + i, "turn.usage", usage(seq + i), "w1"))
             })
           }
         }), 20)
@@ -231,13 +238,15 @@ describe("SqliteStore", () => {
           yield* store.commit({
             workers: [record("w1", { transcript_length: 3 })],
             transcript: [0, 1, 2].map((i) => entry("w1", i, { _tag: "user_input", text: `t${i}` })),
-            events: [1, 2, 3].map((seq) => event(epoch, seq, "turn.usage", { seq }, "w1"))
+            events: [1, 2, 3, 4].map((seq) => event(epoch, seq, "turn.usage", usage(seq), "w1"))
           })
           return epoch
         }))
       yield* rawSql(filename, [
         "UPDATE transcript SET data = '{\"_tag\": \"user_in' WHERE idx = 1",
-        "UPDATE events SET data = 'not json' WHERE seq = 2"
+        "UPDATE events SET data = 'not json' WHERE seq = 2",
+        // JSON, but not the data of its kind: the event union refuses it too.
+        "UPDATE events SET data = '{\"n\": 1}' WHERE seq = 3"
       ])
       yield* withStore(filename, (store) =>
         Effect.gen(function*() {
@@ -250,10 +259,12 @@ describe("SqliteStore", () => {
           assert.deepStrictEqual(events.map((e) => [e.seq, e.kind]), [
             [1, "turn.usage"],
             [2, "runtime.diagnostic"],
-            [3, "turn.usage"]
+            [3, "runtime.diagnostic"],
+            [4, "turn.usage"]
           ])
           assert.strictEqual(events[1]!.cursor, Cursor.encode(epoch, 2))
-          assert.strictEqual((events[1]!.data as { code: string }).code, "corrupt_event_row")
+          const codes = events.map((e) => (e.kind === "runtime.diagnostic" ? e.data.code : e.kind))
+          assert.deepStrictEqual(codes, ["turn.usage", "corrupt_event_row", "corrupt_event_row", "turn.usage"])
         }))
     }))
 

@@ -119,6 +119,20 @@ describe("transcript pages", () => {
         assert.deepStrictEqual([usage.input_tokens, usage.output_tokens, usage.cached_tokens], [10, 5, 2])
       }), { engines: [toolUser], policy: { ...testPolicy, tools: ["read_file"] } }))
 
+  it.effect("tools: one the engine does not offer is InvalidInput, any on an engine without tools UnsupportedOperation", () =>
+    withRuntime((rt) =>
+      Effect.gen(function*() {
+        const unknown = yield* Effect.flip(
+          rt.createWorker({ display_name: "T", engine: { profile: "tool-user" }, tools: ["read_file", "rm_rf"] })
+        )
+        assert.strictEqual(unknown._tag, "InvalidInput")
+        if (unknown._tag === "InvalidInput") assert.strictEqual(unknown.field, "tools")
+        const none = yield* Effect.flip(rt.createWorker({ display_name: "E", tools: ["read_file"] }))
+        assert.strictEqual(none._tag, "UnsupportedOperation")
+        if (none._tag === "UnsupportedOperation") assert.strictEqual(none.operation, "tools")
+        assert.strictEqual((yield* rt.listWorkers()).items.length, 0)
+      }), { engines: [toolUser], policy: { ...testPolicy, tools: ["read_file"] } }))
+
   it.effect("an engine sees the committed history before its input, newest entries first cut", () =>
     withRuntime((rt) =>
       Effect.gen(function*() {

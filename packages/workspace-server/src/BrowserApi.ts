@@ -1,4 +1,6 @@
 import { HttpApi } from "@effect/platform"
+import { ApiDocs, RequestHeadersTooLarge, RequestTimeout } from "@yoi/runtime-api"
+import { Runtime } from "@yoi/worker-runtime"
 import { AuditGroup } from "./api/AuditGroup.js"
 import { EventsGroup } from "./api/EventsGroup.js"
 import { ListingsGroup } from "./api/ListingsGroup.js"
@@ -19,4 +21,16 @@ export class BrowserApi extends HttpApi.make("yoi-backend")
   .addError(Unauthorized)
   .addError(RouteNotFound)
   .addError(PayloadTooLarge)
-  .addError(InternalError) {}
+  .addError(InternalError)
+  // Answered by the HTTP parser before any route runs (the Backend shares the runtime's `onClientError`).
+  .addError(RequestTimeout, { status: 408 })
+  .addError(RequestHeadersTooLarge, { status: 431 })
+  .annotateContext(ApiDocs.annotations({
+    title: "yoi-backend",
+    version: Runtime.VERSION,
+    description: "The Backend's browser-facing API: the registered runtimes, their workers and events, the audit " +
+      "trail. `/api` routes need the Backend token (bearer) or the session cookie set by `/login`. Every error body " +
+      "is `{_tag, message, ...}`; see docs/backend.md.",
+    eventStream: ApiDocs.eventStreamDescription,
+    unauthenticated: ["/healthz"]
+  })) {}

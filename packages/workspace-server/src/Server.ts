@@ -103,7 +103,8 @@ export const layer = (
   return HttpApiBuilder.httpApp.pipe(
     Effect.map((app) => HttpServer.serve(guard(app))),
     Layer.unwrapEffect,
-    Layer.provide(guardLayer(maxBodyBytes)),
+    // `/openapi.json` holds no data (the API's shape only), so like `/healthz` it needs no token.
+    Layer.provide([guardLayer(maxBodyBytes), HttpApiBuilder.middlewareOpenApi()]),
     Layer.provide([
       HttpApiBuilder.Router.Live,
       HttpApiBuilder.Middleware.layer,

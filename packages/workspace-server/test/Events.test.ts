@@ -228,7 +228,7 @@ const event = (seq: number, workerId = "w_a", epoch = "epoch1"): Domain.RuntimeE
   worker_id: workerId,
   kind: "worker.status",
   at: new Date(0).toISOString(),
-  data: { seq }
+  data: { status: seq % 2 === 0 ? "idle" : "running", previous: seq % 2 === 0 ? "running" : "idle" }
 })
 
 describe("the event hub behind one upstream subscription", () => {

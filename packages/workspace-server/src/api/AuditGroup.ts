@@ -1,11 +1,13 @@
-import { HttpApiEndpoint, HttpApiGroup } from "@effect/platform"
+import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
+import { AUDIT_PAGE_MAX } from "../Audit.js"
 import { Authentication } from "../Auth.js"
 import { InternalError, InvalidInput } from "../Errors.js"
 import { AuditPage } from "../Views.js"
+import { Limit } from "./WorkersGroup.js"
 
 export const AuditUrlParams = Schema.Struct({
-  limit: Schema.optional(Schema.String),
+  limit: Schema.optional(Limit(AUDIT_PAGE_MAX)),
   page_token: Schema.optional(Schema.String),
   runtime_id: Schema.optional(Schema.String),
   worker_id: Schema.optional(Schema.String)
@@ -13,7 +15,11 @@ export const AuditUrlParams = Schema.Struct({
 
 /** The audit trail of commands, newest first. */
 export class AuditGroup extends HttpApiGroup.make("audit")
-  .add(HttpApiEndpoint.get("page", "/api/audit").setUrlParams(AuditUrlParams).addSuccess(AuditPage))
+  .add(
+    HttpApiEndpoint.get("page", "/api/audit").setUrlParams(AuditUrlParams).addSuccess(AuditPage)
+      .annotate(OpenApi.Summary, "Page through the audit trail")
+  )
   .addError(InvalidInput)
   .addError(InternalError)
-  .middleware(Authentication) {}
+  .middleware(Authentication)
+  .annotate(OpenApi.Description, "The audit trail of commands, newest first.") {}

@@ -1,4 +1,4 @@
-import { HttpApiEndpoint, HttpApiGroup } from "@effect/platform"
+import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Authentication } from "../Auth.js"
 import {
   CursorExpired,
@@ -20,7 +20,9 @@ import { EventStream, EventsHeaders, EventsUrlParams } from "./common.js"
 /** Every visible runtime's events in one SSE stream; `id:` is a composite cursor that resumes every runtime. */
 export class EventsGroup extends HttpApiGroup.make("events")
   .add(HttpApiEndpoint.get("all", "/api/events").setUrlParams(EventsUrlParams).setHeaders(EventsHeaders)
-    .addSuccess(EventStream))
+    .addSuccess(EventStream)
+    .annotate(OpenApi.Summary, "Stream every visible runtime's events")
+    .annotate(OpenApi.Description, "One stream; its `id:` is a composite cursor that resumes every runtime."))
   .addError(InvalidInput)
   .addError(CursorInvalid)
   .addError(CursorExpired)
@@ -35,4 +37,5 @@ export class EventsGroup extends HttpApiGroup.make("events")
   .addError(ScopeConflict)
   .addError(ScopeNotPermitted)
   .addError(UnsupportedOperation)
-  .middleware(Authentication) {}
+  .middleware(Authentication)
+  .annotate(OpenApi.Description, "The observation stream of all runtimes (server-sent events).") {}

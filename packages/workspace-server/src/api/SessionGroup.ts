@@ -1,4 +1,4 @@
-import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema } from "@effect/platform"
+import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Unauthorized } from "../Errors.js"
 
@@ -7,5 +7,11 @@ export class SessionGroup extends HttpApiGroup.make("session")
   .add(HttpApiEndpoint.get("login", "/login")
     .setUrlParams(Schema.Struct({ token: Schema.optional(Schema.String) }))
     .addSuccess(HttpApiSchema.Empty(303))
-    .addError(Unauthorized))
-  .add(HttpApiEndpoint.get("healthz", "/healthz").addSuccess(Schema.Struct({ status: Schema.Literal("ok") }))) {}
+    .addError(Unauthorized)
+    .annotate(OpenApi.Summary, "Log in with the Backend token")
+    .annotate(OpenApi.Description, "Sets the session cookie and redirects (303) to the console."))
+  .add(
+    HttpApiEndpoint.get("healthz", "/healthz").addSuccess(Schema.Struct({ status: Schema.Literal("ok") }))
+      .annotate(OpenApi.Summary, "Liveness probe")
+  )
+  .annotate(OpenApi.Description, "The routes that need no authentication.") {}

@@ -1,4 +1,4 @@
-import { HttpApiEndpoint, HttpApiGroup } from "@effect/platform"
+import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Domain } from "@yoi/worker-runtime"
 import { Schema } from "effect"
 import { Authentication } from "../Auth.js"
@@ -23,14 +23,24 @@ import {
 import { CancelResult, CreateResult, DeleteResult, InputAccepted, TranscriptPage, WorkerPage, WorkerView } from "../Views.js"
 import { EventStream, EventsHeaders, EventsUrlParams, RuntimePath, WorkerPath } from "./common.js"
 
+/**
+ * A page size, read by the handler (which answers `InvalidInput` for anything but digits) and bounded by the runtime.
+ * Its JSON Schema is an integer with bounds, so a generated client passes a number.
+ */
+export const Limit = (max: number) =>
+  Schema.String.annotations({
+    description: `page size, 1 to ${max}`,
+    jsonSchema: { type: "integer", minimum: 1, maximum: max }
+  })
+
 export const ListUrlParams = Schema.Struct({
-  status: Schema.optional(Schema.String),
-  limit: Schema.optional(Schema.String),
+  status: Schema.optional(Schema.String.annotations({ jsonSchema: { type: "string", enum: ["idle", "running", "stopped"] } })),
+  limit: Schema.optional(Limit(500)),
   page_token: Schema.optional(Schema.String)
 })
 
 export const TranscriptUrlParams = Schema.Struct({
-  limit: Schema.optional(Schema.String),
+  limit: Schema.optional(Limit(500)),
   page_token: Schema.optional(Schema.String)
 })
 
@@ -40,25 +50,40 @@ export const TranscriptUrlParams = Schema.Struct({
  */
 const group = HttpApiGroup.make("workers")
   .add(HttpApiEndpoint.get("list", "/api/runtimes/:runtime_id/workers").setPath(RuntimePath)
-    .setUrlParams(ListUrlParams).addSuccess(WorkerPage))
+    .setUrlParams(ListUrlParams).addSuccess(WorkerPage)
+    .annotate(OpenApi.Summary, "List a runtime's workers"))
   .add(HttpApiEndpoint.post("create", "/api/runtimes/:runtime_id/workers").setPath(RuntimePath)
-    .setPayload(Domain.CreateWorker).addSuccess(CreateResult, { status: 201 }))
+    .setPayload(Domain.CreateWorker).addSuccess(CreateResult, { status: 201 })
+    // 200: an idempotent repeat of an earlier create with the same worker_id and spec.
+    .addSuccess(CreateResult, { status: 200 })
+    .annotate(OpenApi.Summary, "Create a worker on a runtime")
+    .annotate(OpenApi.Description, "Audited. The runtime's policy may refuse it (403)."))
   .add(HttpApiEndpoint.get("get", "/api/runtimes/:runtime_id/workers/:worker_id").setPath(WorkerPath)
-    .addSuccess(WorkerView))
+    .addSuccess(WorkerView)
+    .annotate(OpenApi.Summary, "Get a worker"))
   .add(HttpApiEndpoint.post("input", "/api/runtimes/:runtime_id/workers/:worker_id/input").setPath(WorkerPath)
-    .setPayload(Domain.SendInput).addSuccess(InputAccepted, { status: 202 }))
+    .setPayload(Domain.SendInput).addSuccess(InputAccepted, { status: 202 })
+    .annotate(OpenApi.Summary, "Send input to a worker")
+    .annotate(OpenApi.Description, "Audited; starts a turn."))
   .add(HttpApiEndpoint.post("cancel", "/api/runtimes/:runtime_id/workers/:worker_id/cancel").setPath(WorkerPath)
-    .addSuccess(CancelResult))
+    .addSuccess(CancelResult)
+    .annotate(OpenApi.Summary, "Cancel a worker's running turn"))
   .add(HttpApiEndpoint.post("stop", "/api/runtimes/:runtime_id/workers/:worker_id/stop").setPath(WorkerPath)
-    .addSuccess(WorkerView))
+    .addSuccess(WorkerView)
+    .annotate(OpenApi.Summary, "Stop a worker"))
   .add(HttpApiEndpoint.post("restore", "/api/runtimes/:runtime_id/workers/:worker_id/restore").setPath(WorkerPath)
-    .addSuccess(WorkerView))
+    .addSuccess(WorkerView)
+    .annotate(OpenApi.Summary, "Restore a stopped worker"))
   .add(HttpApiEndpoint.del("delete", "/api/runtimes/:runtime_id/workers/:worker_id").setPath(WorkerPath)
-    .addSuccess(DeleteResult))
+    .addSuccess(DeleteResult)
+    .annotate(OpenApi.Summary, "Delete a stopped worker"))
   .add(HttpApiEndpoint.get("transcript", "/api/runtimes/:runtime_id/workers/:worker_id/transcript")
-    .setPath(WorkerPath).setUrlParams(TranscriptUrlParams).addSuccess(TranscriptPage))
+    .setPath(WorkerPath).setUrlParams(TranscriptUrlParams).addSuccess(TranscriptPage)
+    .annotate(OpenApi.Summary, "Page through a worker's transcript"))
   .add(HttpApiEndpoint.get("events", "/api/runtimes/:runtime_id/workers/:worker_id/events").setPath(WorkerPath)
-    .setUrlParams(EventsUrlParams).setHeaders(EventsHeaders).addSuccess(EventStream))
+    .setUrlParams(EventsUrlParams).setHeaders(EventsHeaders).addSuccess(EventStream)
+    .annotate(OpenApi.Summary, "Stream one worker's events")
+    .annotate(OpenApi.Description, "Server-sent events with the runtime's own cursors."))
   .addError(PayloadTooLarge)
   .addError(InvalidInput)
   .addError(RuntimeNotFound)
@@ -76,4 +101,7 @@ const group = HttpApiGroup.make("workers")
   .addError(RuntimeUnavailable)
   .addError(UpstreamTimeout)
 
-export class WorkersGroup extends group.middleware(Authentication) {}
+export class WorkersGroup extends group.middleware(Authentication).annotate(
+  OpenApi.Description,
+  "The workers of one runtime, addressed by `runtime_id` and `worker_id`; commands are audited."
+) {}

@@ -6,9 +6,8 @@ import {
   CreateWorker,
   DenyRule,
   type Diagnostic,
-  EventKind,
   LastTurn,
-  type RuntimeEvent,
+  RuntimeEvent,
   Severity,
   type TranscriptEntry,
   TranscriptEntryData,
@@ -114,7 +113,7 @@ const decodeLastTurn = Schema.decodeUnknownEither(LastTurn)
 const isWorkerId = Schema.is(WorkerId)
 const isStatus = Schema.is(WorkerStatus)
 const isEntryData = Schema.is(TranscriptEntryData)
-const isKind = Schema.is(EventKind)
+const decodeRuntimeEvent = Schema.decodeUnknownEither(RuntimeEvent)
 const isSeverity = Schema.is(Severity)
 const isAllow = Schema.is(Schema.Array(AllowRule))
 const isDeny = Schema.is(Schema.Array(DenyRule))
@@ -215,10 +214,11 @@ export const decodeEvent = (
       ...(typeof row.turn_id === "string" ? { turn_id: row.turn_id } : {}),
       at: typeof row.at === "string" ? row.at : new Date(0).toISOString()
     }
-    if (Either.isRight(data) && isKind(row.kind) && typeof row.at === "string") {
-      return Either.right({ ...base, kind: row.kind, data: data.right })
-    }
-    const reason = Either.isLeft(data) ? data.left : "kind or at is malformed"
+    const event = Either.isRight(data) && typeof row.at === "string"
+      ? Either.mapLeft(decodeRuntimeEvent({ ...base, kind: row.kind, data: data.right }), schemaError("event"))
+      : Either.left(Either.isLeft(data) ? data.left : "at is malformed")
+    if (Either.isRight(event)) return Either.right(event.right)
+    const reason = event.left
     return Either.left({
       reason,
       event: {

@@ -1,0 +1,127 @@
+import { assert, describe, it } from "@effect/vitest"
+import { RuntimeEvents } from "@yoi/runtime-api"
+import { Domain, EventLog, Ids, layerMemory, Runtime } from "@yoi/worker-runtime"
+import { Chunk, Effect, Layer, Redacted, Schema, Stream } from "effect"
+import { Auth, RuntimeServer } from "../src/index.js"
+import { connect, TOKEN } from "./SseTestClient.js"
+
+const serve = () =>
+  RuntimeServer.layerTest({ auth: Auth.token(Redacted.make(TOKEN)), docs: false }).pipe(
+    Layer.provideMerge(layerMemory({ runtimeId: "rt-union" }))
+  )
+
+const at = "2025-01-01T00:00:00.000Z"
+const workerId = Ids.WorkerId.make("w_union")
+const turnId = Ids.TurnId.make("t_union")
+const usage = { input_tokens: 3, output_tokens: 5, cached_tokens: 1 }
+const worker: Domain.Worker = {
+  runtime_id: Ids.RuntimeId.make("rt-union"),
+  worker_id: workerId,
+  display_name: "Union",
+  display_ref: "Union@rt-union",
+  status: "idle",
+  engine: { profile: "echo", provider: "echo" },
+  tools: [],
+  scope: { allow: [{ path: "/srv/repo", access: "write" }], deny: [{ path: "/srv/repo/.git" }] },
+  metadata: { team: "a" },
+  created_at: at,
+  updated_at: at,
+  usage: { ...Domain.emptyUsage, last_activity_at: at },
+  transcript_length: 0
+}
+const entry: Domain.TranscriptEntry = {
+  worker_id: workerId,
+  index: 0,
+  entry_id: "e_1",
+  turn_id: turnId,
+  at,
+  data: { _tag: "tool_call", call_id: "c1", name: "read_file", arguments: { path: "/srv/repo/a", lines: [1, null] } }
+}
+const ended = (outcome: Domain.TurnOutcome): Domain.TurnEnded => ({
+  outcome,
+  usage,
+  reason: outcome,
+  ...(outcome === "failed" ? { error: { _tag: "EngineError", code: "http_500", message: "upstream failed" } } : {})
+})
+
+/** One `data` for every kind: the type makes this list complete, so a kind added to the union must get a sample. */
+const samples: { readonly [K in Domain.EventKind]: Domain.EventOf<K>["data"] } = {
+  "worker.created": { worker },
+  "worker.status": { status: "running", previous: "idle" },
+  "worker.deleted": { worker_id: workerId },
+  "turn.started": { input_index: 0 },
+  "turn.delta": { text: "line one\nline \"two\" ✓" },
+  "turn.tool_call": { call_id: "c1", name: "read_file", arguments: { path: "/srv/repo/a" } },
+  "turn.tool_result": { call_id: "c1", name: "read_file", result: ["a", 1, { b: false }], is_error: false },
+  "turn.usage": usage,
+  "turn.retry": { attempt: 2, delay_ms: 500, reason: "HTTP 429" },
+  "turn.completed": ended("completed"),
+  "turn.cancelled": ended("cancelled"),
+  "turn.failed": ended("failed"),
+  "turn.interrupted": ended("interrupted"),
+  "transcript.appended": { entry },
+  "runtime.diagnostic": { id: 7, severity: "warning", code: "allocation_not_restored", message: "m", worker_id: workerId },
+  "stream.lagged": { resume_cursor: "c1.x", message: "behind" },
+  "stream.error": { _tag: "RuntimeUnavailable", message: "the store failed", resume_cursor: "c1.y" }
+}
+
+const draft = <K extends Domain.EventKind>(kind: K): EventLog.EventDraft =>
+  ({ worker_id: workerId, turn_id: turnId, kind, data: samples[kind] }) as EventLog.EventDraft
+
+/** The kinds a runtime publishes as log events; `stream.*` end a stream and are written by the SSE layer. */
+const logKinds = Domain.EventKind.literals.filter((k) => !k.startsWith("stream."))
+
+describe("the event union on the wire", () => {
+  it.scopedLive("every kind round-trips through the real SSE wire: raw frames and the RuntimeEvents client", () =>
+    Effect.gen(function*() {
+      const rt = yield* Runtime.Runtime
+      const log = yield* EventLog.EventLog
+      const start = yield* rt.headCursor
+      const appended = yield* log.append([...logKinds, "stream.lagged" as const].map(draft))
+      assert.strictEqual(appended.length, Domain.EventKind.literals.length - 1)
+
+      // Raw frames, each decoded with the union (SseTestClient decodes every envelope with it).
+      const raw = yield* connect(`/v1/events?cursor=${start}`)
+      yield* raw.waitFor(() => raw.events().length >= appended.length, "every kind")
+      assert.deepStrictEqual(raw.events(), appended)
+      assert.deepStrictEqual(
+        raw.items().flatMap((i) => (i._tag === "Event" ? [i.event] : [])),
+        appended.map((e) => e.kind)
+      )
+
+      // The SSE client: it consumes `stream.lagged` itself, so it gets every log kind, typed.
+      const events = yield* RuntimeEvents.make({ token: Redacted.make(TOKEN) })
+      const got = yield* Stream.runCollect(Stream.take(events.stream({ cursor: start }), logKinds.length))
+      assert.deepStrictEqual(Chunk.toArray(got), appended.slice(0, logKinds.length))
+      const first = Chunk.unsafeGet(got, 0)
+      assert.strictEqual(first.kind === "worker.created" ? first.data.worker.display_name : first.kind, "Union")
+    }).pipe(Effect.provide(serve())))
+
+  it("a stream.error frame's data (the error alone) decodes with the union's stream.error data schema", () => {
+    const data = Schema.decodeUnknownSync(Domain.StreamErrorData)(samples["stream.error"])
+    assert.deepStrictEqual(data, samples["stream.error"])
+    assert.strictEqual(Domain.EventData["stream.error"], Domain.StreamErrorData)
+  })
+
+  it("an unknown future kind decodes as \"other\" with its envelope and data, and encodes back unchanged", () => {
+    const wire = {
+      cursor: "c1.z",
+      seq: 9,
+      runtime_id: "rt",
+      worker_id: "w_1",
+      kind: "worker.renamed",
+      at,
+      data: { from: "a", to: "b" }
+    }
+    const decoded = Schema.decodeUnknownSync(Domain.RuntimeEvent)(wire)
+    assert.strictEqual(decoded.kind, "other")
+    if (decoded.kind === "other") {
+      assert.strictEqual(decoded.other_kind, "worker.renamed")
+      assert.deepStrictEqual(decoded.data, { from: "a", to: "b" })
+    }
+    assert.deepStrictEqual(Schema.encodeSync(Domain.RuntimeEvent)(decoded), wire)
+    // A known kind with the wrong data is an error, not "other".
+    const bad = Schema.decodeUnknownEither(Domain.RuntimeEvent)({ ...wire, kind: "turn.delta", data: { txt: "x" } })
+    assert.strictEqual(bad._tag, "Left")
+  })
+})
