@@ -77,7 +77,7 @@ export const make = (
     })
     const http = HttpClient.mapRequest(yield* HttpClient.HttpClient, HttpClientRequest.bearerToken(token))
     const subscriberBuffer = options.subscriberBuffer ?? 1_024
-    const hub = Hub.make({ runtimeId, backlog: options.backlog ?? 10_000, subscriberBuffer })
+    const hub = yield* Hub.make({ runtimeId, backlog: options.backlog ?? 10_000, subscriberBuffer })
 
     let health: Health = {
       status: "offline",
@@ -239,9 +239,9 @@ export const make = (
       const follower = events.follow({ cursor: Option.getOrUndefined(hub.head()) })
       yield* follower.events.pipe(
         Stream.runForEachChunk((chunk) =>
-          Effect.sync(() => {
+          Effect.suspend(() => {
             failures = 0
-            hub.publish(Array.from(chunk, fixEvent))
+            return hub.publish(Array.from(chunk, fixEvent))
           })
         )
       )
@@ -253,7 +253,7 @@ export const make = (
           case "CursorInvalid":
             return Effect.zipRight(
               Effect.logWarning(`runtime ${runtimeId}: its event stream restarted (${e._tag}); browsers must resume`),
-              Effect.sync(() => hub.reset())
+              hub.reset
             )
           case "Unauthorized":
             return Effect.logWarning(`runtime ${runtimeId}: the event stream refused the Backend's credentials`)
