@@ -274,6 +274,23 @@ describe("the event hub behind one upstream subscription", () => {
       assert.deepStrictEqual(Chunk.toArray(yield* Fiber.join(fiber)).map((e) => e.seq), [7])
     }))
 
+  it.scoped("a thousand stalled browsers each lag out after their own buffer while the upstream keeps flowing", () =>
+    Effect.gen(function*() {
+      const hub = yield* Hub.make({ runtimeId: "gpu-box", backlog: 100, subscriberBuffer: 3 })
+      hub.start(Cursor.encode("epoch1", 0))
+      const streams = yield* Effect.forEach(
+        Array.from({ length: 1_000 }, (_, i) => i),
+        (i) => Effect.map(hub.subscribe(i % 2 === 0 ? {} : { workerId: "w_b" }), (stream) => ({ i, stream }))
+      )
+      yield* hub.publish(Array.from({ length: 20 }, (_, i) => event(i + 1, i % 2 === 0 ? "w_a" : "w_b")))
+      assert.strictEqual(hub.subscriberCount(), 0)
+      for (const { i, stream } of streams) {
+        const got = Chunk.toArray(yield* Stream.runCollect(stream))
+        assert.deepStrictEqual(got.map((e) => e.seq), i % 2 === 0 ? [1, 2, 3, 3] : [2, 4, 6, 6])
+        assert.strictEqual(got[3]!.kind, "stream.lagged")
+      }
+    }))
+
   it.scoped("ends every subscriber when the upstream loses continuity (a new epoch)", () =>
     Effect.gen(function*() {
       const hub = yield* Hub.make({ runtimeId: "gpu-box", backlog: 100, subscriberBuffer: 100 })
