@@ -1,6 +1,5 @@
 import { HttpServer } from "@effect/platform"
-import { SseParser, type SseItem } from "@yoi/runtime-api"
-import { type Domain, EventLog } from "@yoi/worker-runtime"
+import { type Domain, EventLog, SseWire } from "@yoi/worker-runtime"
 import { Effect, Either, Queue, type Scope } from "effect"
 import * as Http from "node:http"
 
@@ -12,7 +11,7 @@ export interface RawStream {
   readonly headers: Http.IncomingHttpHeaders
   /** Everything received so far, as text. */
   readonly text: () => string
-  readonly items: () => ReadonlyArray<SseItem>
+  readonly items: () => ReadonlyArray<SseWire.SseItem>
   readonly events: () => ReadonlyArray<Domain.RuntimeEvent>
   readonly ended: () => boolean
   /** Waits (up to 20 s) until `predicate` holds; fails the test otherwise. */
@@ -46,8 +45,8 @@ export const connect = (
     )
     let text = ""
     let ended = false
-    const parser = new SseParser()
-    const items: Array<SseItem> = []
+    const parser = new SseWire.SseParser()
+    const items: Array<SseWire.SseItem> = []
     const events: Array<Domain.RuntimeEvent> = []
     res.setEncoding("utf8")
     res.on("data", (chunk: string) => {

@@ -21,6 +21,8 @@ const expectedSeqs = (from: number, to: number, workerId?: string) =>
     workerId === undefined || (workerId === "w_a") === ((seq - 1) % 2 === 0)
   )
 
+type Collector = Fiber.Fiber<Array<Domain.RuntimeEvent>, unknown>
+
 const makeLog = (subscriberBuffer: number) =>
   EventLog.make({ runtimeId: "rt", epoch: "e1", lastSeq: 0, backlog: 100_000, subscriberBuffer })
 
@@ -32,9 +34,8 @@ describe("the PubSub-backed event log with 1,000 subscribers", () => {
       yield* log.append(drafts(10, 0))
       const start = log.lastSeq()
       const total = 64
-      const readers: Array<{ workerId?: string; seen: Array<number>; fiber: Fiber.Fiber<Array<Domain.RuntimeEvent>> }> =
-        []
-      const stalled: Array<{ workerId?: string; stream: Stream.Stream<Domain.RuntimeEvent, unknown> }> = []
+      const readers: Array<{ workerId: string | undefined; seen: Array<number>; fiber: Collector }> = []
+      const stalled: Array<{ workerId: string | undefined; stream: Stream.Stream<Domain.RuntimeEvent, unknown> }> = []
       for (let i = 0; i < SUBSCRIBERS; i++) {
         const workerId = i % 4 < 2 ? undefined : "w_a"
         const stream = yield* log.subscribe({ workerId })
@@ -91,7 +92,7 @@ describe("the PubSub-backed event log with 1,000 subscribers", () => {
       const start = log.headCursor()
       const total = 200
       let sent = 0
-      const collectors: Array<{ from: string; workerId?: string; fiber: Fiber.Fiber<Array<Domain.RuntimeEvent>> }> = []
+      const collectors: Array<{ from: string; workerId: string | undefined; fiber: Collector }> = []
       const producer = yield* Effect.fork(Effect.gen(function*() {
         while (sent < total) {
           yield* log.append(drafts(10, 50 + sent))
