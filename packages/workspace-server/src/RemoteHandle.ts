@@ -1,6 +1,6 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
-import { RuntimeClient, RuntimeEvents } from "@yoi/runtime-api"
-import { type Domain, Ids, Runtime } from "@yoi/worker-runtime"
+import { EventsGroup, RuntimeClient, RuntimeEvents } from "@yoi/runtime-api"
+import { type Domain, Ids, Runtime, SseWire } from "@yoi/worker-runtime"
 import { Duration, Effect, Option, Redacted, Schedule, Schema, type Scope, Stream } from "effect"
 import * as Errors from "./Errors.js"
 import * as Hub from "./internal/Hub.js"
@@ -273,10 +273,9 @@ export const make = (
     /** Asks the runtime whether it accepts a cursor, without streaming: typed cursor errors before any SSE byte. */
     const checkCursor = (cursor: string, workerId: string | undefined) =>
       Effect.scoped(Effect.gen(function*() {
-        const path = workerId === undefined ? "/v1/events" : `/v1/workers/${encodeURIComponent(workerId)}/events`
-        const request = HttpClientRequest.get(baseUrl + path).pipe(
+        const request = HttpClientRequest.get(baseUrl + EventsGroup.streamPath(workerId)).pipe(
           HttpClientRequest.setUrlParam("cursor", cursor),
-          HttpClientRequest.accept("text/event-stream")
+          HttpClientRequest.accept(SseWire.CONTENT_TYPE)
         )
         const response = yield* http.execute(request)
         if (response.status === 200) return
