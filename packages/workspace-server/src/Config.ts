@@ -6,11 +6,7 @@ import * as NodePath from "node:path"
 /** The Backend's configuration is unusable; the message names the field. Fails the start. */
 export class BackendConfigError extends Data.TaggedError("BackendConfigError")<{ readonly message: string }> {}
 
-const RuntimeId = Schema.String.pipe(
-  Schema.pattern(/^[a-z0-9][a-z0-9-]{0,62}$/, {
-    message: () => "must be 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit"
-  })
-)
+const RuntimeId = Ids.RuntimeId
 
 const DisplayName = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200))
 
@@ -91,7 +87,7 @@ export interface ResolvedConfig {
 }
 
 export const defaultEmbedded = (dataDir: string): EmbeddedConfig & { readonly store: string } => ({
-  runtime_id: "local",
+  runtime_id: Ids.RuntimeId.make("local"),
   store: `sqlite:${NodePath.join(dataDir, "local.db")}`
 })
 
