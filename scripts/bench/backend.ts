@@ -20,9 +20,9 @@ import { echo, testPolicy } from "@yoi/worker-runtime/testing"
 import { HttpServer } from "@effect/platform"
 import { NodeRuntime } from "@effect/platform-node"
 import { Auth, RuntimeServer } from "@yoi/runtime-server"
-import { Ids, Runtime } from "@yoi/worker-runtime"
+import { Ids, Runtime, SseWire } from "@yoi/worker-runtime"
 import { layerSqlite } from "@yoi/worker-runtime/sqlite"
-import { Console, Effect, Layer, Redacted } from "effect"
+import { Console, Effect, Either, Layer, Redacted } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as NodeFs from "node:fs"
 import { createRequire } from "node:module"
@@ -119,25 +119,19 @@ const eventRate = async (streamUrl: string, token: string, inputUrl: string, cha
   if (response.status !== 200) throw new Error(`${streamUrl} answered ${response.status}`)
   const reader = response.body!.getReader()
   const decoder = new TextDecoder()
-  let buffer = ""
+  const parser = new SseWire.SseParser()
   let connected = false
   let events = 0
   const done = (async () => {
     for (;;) {
       const { value, done } = await reader.read()
       if (done) throw new Error(`${streamUrl} ended early after ${events} events`)
-      buffer += decoder.decode(value, { stream: true })
-      let end = buffer.indexOf("\n\n")
-      while (end !== -1) {
-        const frame = buffer.slice(0, end)
-        buffer = buffer.slice(end + 2)
-        end = buffer.indexOf("\n\n")
-        if (frame.startsWith(": connected")) connected = true
-        const kind = /^event: (.+)$/m.exec(frame)?.[1]
-        if (kind === undefined || !frame.includes(EVENT_WORKER)) continue
-        if (kind === "stream.lagged") throw new Error(`${streamUrl} lagged after ${events} events`)
+      for (const item of Either.getOrThrow(parser.feed(decoder.decode(value, { stream: true })))) {
+        if (item._tag === "Comment" && item.text === "connected") connected = true
+        if (item._tag !== "Event" || !item.data.includes(EVENT_WORKER)) continue
+        if (item.event === "stream.lagged") throw new Error(`${streamUrl} lagged after ${events} events`)
         events += 1
-        if (kind === "turn.completed") return performance.now()
+        if (item.event === "turn.completed") return performance.now()
       }
     }
   })()

@@ -1,5 +1,6 @@
 import { AiError, IdGenerator, LanguageModel, type Prompt, type Response, Tool } from "@effect/ai"
 import { HttpClient, type HttpClientError, HttpClientRequest } from "@effect/platform"
+import { SseWire } from "@yoi/worker-runtime"
 import { Effect, Either, identity, Layer, type Redacted, Schema, Stream } from "effect"
 
 /**
@@ -202,23 +203,26 @@ const usage = (wire: typeof UsageWire.Type | null | undefined): typeof Response.
 const parseArguments = (text: string): unknown =>
   text.trim().length === 0 ? {} : Either.getOrElse(Either.try(() => Tool.unsafeSecureJsonParse(text)), () => ({}))
 
-/** Splits an SSE body (already in lines) into event data payloads; `[DONE]` ends it. */
-const sseData = <E, R>(lines: Stream.Stream<string, E, R>): Stream.Stream<string, E, R> =>
+/**
+ * The data of each event of an SSE body, read with the shared parser. An event the server left without its final
+ * blank line at the end of the body still counts (some servers end that way); `[DONE]` is left to the caller.
+ */
+const sseData = <E, R>(
+  text: Stream.Stream<string, E, R>,
+  method: string
+): Stream.Stream<string, E | AiError.MalformedOutput, R> =>
   Stream.suspend(() => {
-    let data: Array<string> = []
-    const dispatch = (): Array<string> => {
-      if (data.length === 0) return []
-      const out = data.join("\n")
-      data = []
-      return [out]
-    }
-    return lines.pipe(
-      Stream.mapConcat((line) => {
-        if (line === "") return dispatch()
-        if (line.startsWith("data:")) data.push(line.slice(line.startsWith("data: ") ? 6 : 5))
-        return []
-      }),
-      Stream.concat(Stream.suspend(() => Stream.fromIterable(dispatch())))
+    const parser = new SseWire.SseParser()
+    const dataOf = (items: ReadonlyArray<SseWire.SseItem>) =>
+      items.flatMap((item) => (item._tag === "Event" ? [item.data] : []))
+    return text.pipe(
+      Stream.mapConcatEffect((piece) =>
+        Either.match(parser.feed(piece), {
+          onLeft: (description) => Effect.fail(new AiError.MalformedOutput({ module: "ChatCompletions", method, description })),
+          onRight: (items) => Effect.succeed(dataOf(items))
+        })
+      ),
+      Stream.concat(Stream.suspend(() => Stream.fromIterable(dataOf(parser.end()))))
     )
   })
 
@@ -346,8 +350,7 @@ export const make = (options: Options): Effect.Effect<LanguageModel.Service, nev
         }
         const parts = response.stream.pipe(
           Stream.decodeText(),
-          Stream.splitLines,
-          sseData,
+          (text) => sseData(text, "streamText"),
           Stream.takeWhile((data) => {
             if (data.trim() === "[DONE]") state.done = true
             return !state.done

@@ -27,26 +27,33 @@ export const EventStream = HttpApiSchema.Text({ contentType: "text/event-stream"
     "heartbeats, and a final `stream.lagged` or `stream.error` event when the runtime ends the stream."
 })
 
+const events = HttpApiEndpoint.get("events", "/v1/events")
+  .setUrlParams(EventsUrlParams)
+  .setHeaders(EventsHeaders)
+  .addSuccess(EventStream)
+  .annotate(OpenApi.Summary, "Stream the runtime's events")
+
+const workerEvents = HttpApiEndpoint.get("workerEvents", "/v1/workers/:worker_id/events")
+  .setPath(Schema.Struct({ worker_id: Schema.String }))
+  .setUrlParams(WorkerEventsUrlParams)
+  .setHeaders(EventsHeaders)
+  .addSuccess(EventStream)
+  .annotate(OpenApi.Summary, "Stream one worker's events")
+
+/**
+ * The path of the event stream (one worker's when `workerId` is given), from the endpoints above: the SSE clients
+ * cannot use the derived client (it reads whole bodies), but they take their paths from the same definition.
+ */
+export const streamPath = (workerId?: string | undefined): string =>
+  workerId === undefined ? events.path : workerEvents.path.replace(":worker_id", encodeURIComponent(workerId))
+
 /**
  * The observation stream (SSE). Cursor and worker problems are answered with a typed status before the stream
  * starts; problems after that arrive as a final `stream.error` event.
  */
 export class EventsGroup extends HttpApiGroup.make("events")
-  .add(
-    HttpApiEndpoint.get("events", "/v1/events")
-      .setUrlParams(EventsUrlParams)
-      .setHeaders(EventsHeaders)
-      .addSuccess(EventStream)
-      .annotate(OpenApi.Summary, "Stream the runtime's events")
-  )
-  .add(
-    HttpApiEndpoint.get("workerEvents", "/v1/workers/:worker_id/events")
-      .setPath(Schema.Struct({ worker_id: Schema.String }))
-      .setUrlParams(WorkerEventsUrlParams)
-      .setHeaders(EventsHeaders)
-      .addSuccess(EventStream)
-      .annotate(OpenApi.Summary, "Stream one worker's events")
-  )
+  .add(events)
+  .add(workerEvents)
   .addError(InvalidInput, { status: 400 })
   .addError(CursorInvalid, { status: 400 })
   .addError(CursorExpired, { status: 410 })

@@ -5,6 +5,7 @@ import {
   Domain,
   InvalidInput,
   RuntimeUnavailable,
+  SseWire,
   WorkerNotFound
 } from "@yoi/worker-runtime"
 import {
@@ -22,6 +23,7 @@ import {
   Stream
 } from "effect"
 import { Unauthorized } from "./Errors.js"
+import { streamPath } from "./EventsGroup.js"
 
 export interface RuntimeEventsOptions {
   /** Omit when the provided `HttpClient` already prefixes the runtime's URL (as `NodeHttpServer.layerTest` does). */
@@ -78,94 +80,6 @@ export interface RuntimeEventsService {
 }
 
 // --- the line parser ----------------------------------------------------------------------------------------------
-
-export type SseItem =
-  | { readonly _tag: "Event"; readonly event: string; readonly data: string; readonly id: string | undefined }
-  /** A frame with an `id` and no data: it moves the resume position without an event. */
-  | { readonly _tag: "Id"; readonly id: string }
-  | { readonly _tag: "Comment"; readonly text: string }
-
-const MAX_LINE = 16 * 1024 * 1024
-
-/**
- * An incremental `text/event-stream` parser (WHATWG rules: LF, CR and CRLF line ends, one optional space after the
- * colon, multi-line `data`). It works line by line in linear time however the text is chunked.
- */
-export class SseParser {
-  private partial = ""
-  private skipLf = false
-  private event = ""
-  private data: Array<string> = []
-  private id: string | undefined = undefined
-
-  /** Feeds decoded text; returns what completed. Fails (returns `Left`) only on a line longer than 16 MiB. */
-  feed(text: string): Either.Either<Array<SseItem>, string> {
-    const out: Array<SseItem> = []
-    // An empty piece must not clear a pending CR (the LF after it may come in the next piece).
-    if (text.length === 0) return Either.right(out)
-    let start = 0
-    if (this.skipLf && text.charCodeAt(0) === 10) start = 1
-    this.skipLf = false
-    const length = text.length
-    for (let i = start; i < length; i++) {
-      const c = text.charCodeAt(i)
-      if (c !== 10 && c !== 13) continue
-      const piece = text.slice(start, i)
-      const line = this.partial.length === 0 ? piece : this.partial + piece
-      this.partial = ""
-      this.line(line, out)
-      if (c === 13) {
-        if (i + 1 < length) {
-          if (text.charCodeAt(i + 1) === 10) i++
-        } else {
-          this.skipLf = true
-        }
-      }
-      start = i + 1
-    }
-    if (start < length) {
-      this.partial += text.slice(start)
-      if (this.partial.length > MAX_LINE) return Either.left("an event stream line exceeded 16 MiB")
-    }
-    return Either.right(out)
-  }
-
-  private line(line: string, out: Array<SseItem>) {
-    if (line.length === 0) return this.dispatch(out)
-    if (line.charCodeAt(0) === 58) {
-      out.push({ _tag: "Comment", text: line.slice(line.charCodeAt(1) === 32 ? 2 : 1) })
-      return
-    }
-    const colon = line.indexOf(":")
-    const field = colon < 0 ? line : line.slice(0, colon)
-    const value = colon < 0 ? "" : line.slice(line.charCodeAt(colon + 1) === 32 ? colon + 2 : colon + 1)
-    switch (field) {
-      case "event":
-        this.event = value
-        break
-      case "data":
-        this.data.push(value)
-        break
-      case "id":
-        if (!value.includes("\0")) this.id = value
-        break
-    }
-  }
-
-  private dispatch(out: Array<SseItem>) {
-    const id = this.id
-    const data = this.data
-    const event = this.event
-    this.id = undefined
-    this.data = []
-    this.event = ""
-    if (data.length === 0) {
-      if (id !== undefined) out.push({ _tag: "Id", id })
-      return
-    }
-    out.push({ _tag: "Event", event: event === "" ? "message" : event, data: data.join("\n"), id })
-  }
-}
 
 // --- the client ---------------------------------------------------------------------------------------------------
 
@@ -243,15 +157,13 @@ export const make = (
     const follow = (streamOptions: EventStreamOptions = {}): EventFollower => {
       let cursor = streamOptions.cursor
       let resumed = false
-      const path = streamOptions.workerId === undefined
-        ? "/v1/events"
-        : `/v1/workers/${encodeURIComponent(streamOptions.workerId)}/events`
+      const path = streamPath(streamOptions.workerId)
       const kinds = streamOptions.kinds === undefined || streamOptions.kinds.length === 0
         ? undefined
         : streamOptions.kinds.join(",")
 
       const request = () => {
-        let req = HttpClientRequest.get(baseUrl + path).pipe(HttpClientRequest.accept("text/event-stream"))
+        let req = HttpClientRequest.get(baseUrl + path).pipe(HttpClientRequest.accept(SseWire.CONTENT_TYPE))
         if (kinds !== undefined) req = HttpClientRequest.setUrlParam(req, "kinds", kinds)
         if (cursor !== undefined) {
           // The first attempt states its start as `?cursor=`; a reconnect resumes the way a browser does.
@@ -263,7 +175,7 @@ export const make = (
       }
 
       /** Reads one parsed item: an event to emit, a heartbeat marker, nothing, or why the connection ends. */
-      const toOutput = (item: SseItem): Either.Either<Output | undefined, ConnectionError> => {
+      const toOutput = (item: SseWire.SseItem): Either.Either<Output | undefined, ConnectionError> => {
         switch (item._tag) {
           case "Comment":
             return Either.right(item.text === "heartbeat" ? HEARTBEAT : undefined)
@@ -271,7 +183,7 @@ export const make = (
             cursor = item.id
             return Either.right(undefined)
           case "Event": {
-            if (item.event === "stream.error") return Either.left(streamError(item.data))
+            if (item.event === SseWire.ERROR_KIND) return Either.left(streamError(item.data))
             const decoded = decodeEnvelope(item.data)
             if (Either.isLeft(decoded)) {
               return Either.left(
@@ -308,7 +220,7 @@ export const make = (
       // is kept in `pending`, the chunk ends with `END`, and the connection stops there.
       let pending: ConnectionError | undefined = undefined
 
-      const read = (parser: SseParser) =>
+      const read = (parser: SseWire.SseParser) =>
         (texts: Chunk.Chunk<string>): Effect.Effect<Chunk.Chunk<Output>, ConnectionError> =>
           Effect.suspend(() => {
             const out: Array<Output> = []
@@ -330,7 +242,7 @@ export const make = (
           })
 
       const connection: Stream.Stream<Output, ConnectionError> = Stream.suspend(() => {
-        const parser = new SseParser()
+        const parser = new SseWire.SseParser()
         const req = request()
         resumed = true
         pending = undefined
@@ -339,7 +251,7 @@ export const make = (
           Effect.flatMap((response) => {
             if (response.status !== 200) return rejected(response)
             const contentType = response.headers["content-type"] ?? ""
-            return contentType.startsWith("text/event-stream")
+            return contentType.startsWith(SseWire.CONTENT_TYPE)
               ? Effect.succeed(response)
               : Effect.fail(new Retryable({ reason: `the runtime answered ${contentType || "no content type"}` }))
           }),

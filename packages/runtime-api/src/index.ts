@@ -12,9 +12,7 @@ export {
   reconnectBackoff,
   RuntimeEvents,
   type RuntimeEventsOptions,
-  type RuntimeEventsService,
-  type SseItem,
-  SseParser
+  type RuntimeEventsService
 } from "./RuntimeEvents.js"
 export * as RuntimeGroup from "./RuntimeGroup.js"
 export * as WorkersGroup from "./WorkersGroup.js"

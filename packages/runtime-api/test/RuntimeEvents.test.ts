@@ -1,8 +1,11 @@
 import { HttpClient, HttpClientError, type HttpClientRequest, HttpClientResponse } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
-import type { Domain } from "@yoi/worker-runtime"
+import { type Domain, SseWire } from "@yoi/worker-runtime"
 import { Chunk, Effect, Either, Option, Redacted, Stream } from "effect"
-import { RuntimeEvents, type RuntimeEventsOptions, type SseItem, SseParser } from "../src/index.js"
+import { RuntimeEvents, type RuntimeEventsOptions } from "../src/index.js"
+
+const { SseParser } = SseWire
+type SseItem = SseWire.SseItem
 
 const parseAll = (pieces: ReadonlyArray<string>) => {
   const parser = new SseParser()

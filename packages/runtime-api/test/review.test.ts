@@ -1,7 +1,10 @@
 import { HttpClient, HttpClientResponse } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Redacted, Stream } from "effect"
-import { RuntimeEvents, SseParser } from "../src/index.js"
+import { SseWire } from "@yoi/worker-runtime"
+import { RuntimeEvents } from "../src/index.js"
+
+const { SseParser } = SseWire
 
 describe("SseParser (review)", () => {
   it("an empty piece between a CR and its LF does not turn the LF into a blank line", () => {

@@ -1,12 +1,10 @@
 import { Config, ConfigError, Data, Either, LogLevel, type Option, type Redacted } from "effect"
+import * as BindValue from "./Bind.js"
 
 /** Why the binary refused to start; the message is printed as is. */
 export class StartupError extends Data.TaggedError("StartupError")<{ readonly message: string }> {}
 
-export interface Bind {
-  readonly host: string
-  readonly port: number
-}
+export type Bind = BindValue.Bind
 
 export type Store =
   | { readonly _tag: "Memory" }
@@ -66,14 +64,11 @@ Serves a Yoi Runtime over HTTP for a Backend (never for browsers directly).
   --help                   print this and exit
 `
 
-export const parseBind = (text: string): Either.Either<Bind, string> => {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(text.trim())
-  const port = match === null ? NaN : Number(match[3])
-  if (match === null || !(port >= 0 && port <= 65535)) {
-    return Either.left(`expected host:port (e.g. 127.0.0.1:38800, [::1]:0), got ${JSON.stringify(text)}`)
-  }
-  return Either.right({ host: match[1] ?? match[2]!, port })
-}
+export const parseBind = (text: string): Either.Either<Bind, string> =>
+  Either.mapLeft(
+    BindValue.parse(text),
+    () => `expected host:port (e.g. 127.0.0.1:38800, [::1]:0), got ${JSON.stringify(text)}`
+  )
 
 export const parseStore = (text: string): Either.Either<Store, string> => {
   if (text === "memory") return Either.right({ _tag: "Memory" })

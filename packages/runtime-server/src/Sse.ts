@@ -6,27 +6,15 @@ import {
   type InvalidInput,
   Runtime,
   RuntimeUnavailable,
+  SseWire,
   type WorkerNotFound
 } from "@yoi/worker-runtime"
-import { Chunk, Context, Duration, Effect, Layer, Schema, type Scope, Stream } from "effect"
+import { Chunk, Context, Duration, Effect, Layer, type Scope, Stream } from "effect"
 import { Readable } from "node:stream"
 import { Shutdown } from "./Shutdown.js"
 
-export const CONTENT_TYPE = "text/event-stream"
-
-/** The kind of the final frame sent when a stream fails after it started. */
-export const ERROR_KIND = "stream.error"
-
-const encodeEvent = Schema.encodeSync(Domain.RuntimeEvent)
-
-/**
- * One event as an SSE frame, encoded with the event union. JSON never contains a raw newline, so `data` is always a
- * single line.
- */
-export const eventFrame = (event: Domain.RuntimeEvent): string => {
-  const encoded = encodeEvent(event)
-  return `id: ${encoded.cursor}\nevent: ${encoded.kind}\ndata: ${JSON.stringify(encoded)}\n\n`
-}
+export const { CONTENT_TYPE, commentFrame, ERROR_KIND, errorFrame, eventFrame, HEARTBEAT, openFrame } = SseWire
+export type StreamErrorData = SseWire.StreamErrorData
 
 // Every subscriber receives the same event objects from the log, in seq order, and readers that keep up receive
 // the same chunks. Two small rings (no WeakMap: its GC cost per event is higher than what it saves) serialize each
@@ -38,7 +26,7 @@ const frameTexts: Array<string> = new Array(FRAME_CACHE)
 const cachedFrame = (event: Domain.RuntimeEvent): string => {
   const slot = event.seq % FRAME_CACHE
   if (frameEvents[slot] === event) return frameTexts[slot]!
-  const text = eventFrame(event)
+  const text = SseWire.eventFrame(event)
   frameEvents[slot] = event
   frameTexts[slot] = text
   return text
@@ -68,28 +56,6 @@ const chunkText = (events: ReadonlyArray<Domain.RuntimeEvent>): string => {
   chunkNext = (chunkNext + 1) % CHUNK_CACHE
   return text
 }
-
-export const commentFrame = (text: string): string => `: ${text.replace(/[\r\n]+/g, " ")}\n\n`
-
-/**
- * The frame written at connect: a comment (Node sends the headers only with the first body write) and, when the
- * start is known, an `id` without data, which sets the client's last event id without dispatching an event, so a
- * "from now" stream that drops before its first event still resumes with no gap.
- */
-export const openFrame = (startCursor: string | undefined): string =>
-  startCursor === undefined ? commentFrame("connected") : `: connected\nid: ${startCursor}\n\n`
-
-export const HEARTBEAT = commentFrame("heartbeat")
-
-export interface StreamErrorData {
-  readonly _tag: string
-  readonly message: string
-  readonly resume_cursor?: string | undefined
-}
-
-/** The final frame of a stream that failed after it started. */
-export const errorFrame = (error: StreamErrorData): string =>
-  `event: ${ERROR_KIND}\ndata: ${JSON.stringify(error)}\n\n`
 
 /** What a running stream registers with its `Control`: how to send it a heartbeat and how to end it. */
 export interface Sink {
@@ -133,26 +99,40 @@ export const makeControl = (heartbeat: Duration.DurationInput): Effect.Effect<Co
     }
   })
 
+/** The one heartbeat timer of a server's event streams (the runtime's and the Backend's). */
+export class SseControl extends Context.Tag("@yoi/runtime-server/SseControl")<SseControl, Control>() {
+  static readonly layer = (heartbeat: Duration.DurationInput): Layer.Layer<SseControl> =>
+    Layer.scoped(SseControl, makeControl(heartbeat))
+}
+
 /**
  * Writes (each a chunk of at most `subscriberBuffer` events) a stream may hold beyond the socket before its events
  * wait, and past the subscriber buffer, lag: a stalled reader costs at most this many chunks of memory.
  */
 const HIGH_WATER_MARK = 2
 
+export interface BodyOptions {
+  readonly control: Control
+  /** Named in the open frame's `id`, and the resume cursor of an error frame sent before any item. */
+  readonly startCursor?: string | undefined
+}
+
 /**
- * The wire form of an event stream as a Node `Readable` for `HttpServerResponse.raw`: the open frame, then each
- * chunk of events coalesced into one write, heartbeat comments while it is idle, and a final `stream.error` frame
- * if the events fail or the stream is stopped. A `stream.lagged` event is the last one the core emits, so the body
- * ends right after it.
+ * The wire form of a stream of items as a Node `Readable` for `HttpServerResponse.raw`: the open frame, then each
+ * chunk of items coalesced into one write (`encode`), heartbeat comments while it is idle, and a final `stream.error`
+ * frame (carrying the cursor of the last item written) if the items fail or the stream is stopped.
  *
- * One fiber (in the caller's scope, the request's) pulls the events and pushes them, waiting whenever the readable
+ * One fiber (in the caller's scope, the request's) pulls the items and pushes them, waiting whenever the readable
  * is full, so the socket's backpressure reaches the subscription. The body is a Node stream rather than an Effect
  * `Stream` because every Effect stream stage (and `Stream.merge` for heartbeats most of all) costs about as much per
- * chunk as serializing a hundred events; here there is one stage, and Node pipes it to the socket.
+ * chunk as serializing a hundred events, and a merged heartbeat costs a fiber and a timer per stream; here there is
+ * one stage, one timer for all streams (`Control`), and Node pipes it to the socket.
  */
-export const body = (
-  events: Stream.Stream<Domain.RuntimeEvent, RuntimeUnavailable>,
-  options: { readonly control: Control; readonly startCursor?: string | undefined }
+export const bodyWith = <A, E extends { readonly _tag: string; readonly message: string }>(
+  items: Stream.Stream<A, E>,
+  encode: (items: ReadonlyArray<A>) => string,
+  cursorOf: (item: A) => string | undefined,
+  options: BodyOptions
 ): Effect.Effect<Readable, never, Scope.Scope> =>
   Effect.gen(function*() {
     const writable = yield* Effect.makeLatch(true)
@@ -169,11 +149,11 @@ export const body = (
     const push = (text: string) => {
       if (!readable.push(text)) writable.unsafeClose()
     }
-    const end = (error: RuntimeUnavailable | undefined) => {
+    const end = (error: E | RuntimeUnavailable | undefined) => {
       if (ended) return
       ended = true
       if (error !== undefined) {
-        push(errorFrame({
+        push(SseWire.errorFrame({
           _tag: error._tag,
           message: error.message,
           ...(last === undefined ? {} : { resume_cursor: last })
@@ -182,13 +162,19 @@ export const body = (
       readable.push(null)
       writable.unsafeOpen()
     }
-    push(openFrame(options.startCursor))
-    yield* events.pipe(
+    push(SseWire.openFrame(options.startCursor))
+    yield* items.pipe(
       Stream.runForEachChunk((chunk) => {
-        const events = Chunk.toReadonlyArray(chunk)
-        if (ended || events.length === 0) return Effect.void
-        push(chunkText(events))
-        last = events[events.length - 1]!.cursor
+        const batch = Chunk.toReadonlyArray(chunk)
+        if (ended || batch.length === 0) return Effect.void
+        push(encode(batch))
+        for (let i = batch.length - 1; i >= 0; i--) {
+          const cursor = cursorOf(batch[i]!)
+          if (cursor !== undefined) {
+            last = cursor
+            break
+          }
+        }
         return writable.await
       }),
       Effect.catchAll((error) => Effect.sync(() => end(error))),
@@ -197,11 +183,29 @@ export const body = (
     )
     yield* options.control.register({
       beat: () => {
-        if (!ended && readable.readableLength === 0) push(HEARTBEAT)
+        if (!ended && readable.readableLength === 0) push(SseWire.HEARTBEAT)
       },
       stop: end
     })
     return readable
+  })
+
+/** A runtime event stream as a body: a `stream.lagged` event is the last one the core emits, so it ends there. */
+export const body = (
+  events: Stream.Stream<Domain.RuntimeEvent, RuntimeUnavailable>,
+  options: BodyOptions
+): Effect.Effect<Readable, never, Scope.Scope> => bodyWith(events, chunkText, cursorOfEvent, options)
+
+const cursorOfEvent = (event: Domain.RuntimeEvent) => event.cursor
+
+/** The response for a body: `text/event-stream`, never cached, never buffered by a proxy. */
+export const response = (
+  readable: Readable,
+  headers: Record<string, string> = { "cache-control": "no-cache" }
+): HttpServerResponse.HttpServerResponse =>
+  HttpServerResponse.raw(readable, {
+    contentType: SseWire.CONTENT_TYPE,
+    headers: { ...headers, "x-accel-buffering": "no" }
   })
 
 export interface SseOptions {
@@ -288,11 +292,7 @@ export const make = (
     const open = Effect.fn("SseStreams.open")(function*(query: Runtime.SubscribeQuery) {
       yield* slot
       const { events, startCursor } = yield* subscribe(query)
-      const readable = yield* body(events, { control, startCursor })
-      return HttpServerResponse.raw(readable, {
-        contentType: CONTENT_TYPE,
-        headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
-      })
+      return response(yield* body(events, { control, startCursor }))
     })
 
     return { open, active: Effect.sync(() => active) } satisfies SseStreamsService

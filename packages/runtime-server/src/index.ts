@@ -1,3 +1,4 @@
+export * as Bind from "./Bind.js"
 export * as Auth from "./Auth.js"
 export * as HttpErrors from "./HttpErrors.js"
 export * as RuntimeServer from "./Server.js"

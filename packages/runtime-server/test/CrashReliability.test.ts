@@ -1,7 +1,7 @@
 import { writeTestConfig } from "@yoi/runtime-server/testing"
 import { echo } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
-import { Cursor } from "@yoi/worker-runtime"
+import { Cursor, SseWire } from "@yoi/worker-runtime"
 import { Effect, Either } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -76,22 +76,15 @@ interface Frame {
 /** Reads an event stream into `frames` until `close` (or the server goes away). */
 const follow = (url: string, lastEventId?: string) => {
   const frames: Array<Frame> = []
-  let buffer = ""
+  const parser = new SseWire.SseParser()
   const request = Http.get(url, {
     headers: { authorization: `Bearer ${TOKEN}`, ...(lastEventId === undefined ? {} : { "last-event-id": lastEventId }) }
   }, (response) => {
     response.setEncoding("utf8")
     response.on("data", (chunk: string) => {
-      buffer += chunk
-      for (let end = buffer.indexOf("\n\n"); end !== -1; end = buffer.indexOf("\n\n")) {
-        const block = buffer.slice(0, end)
-        buffer = buffer.slice(end + 2)
-        const id = /^id: (.*)$/m.exec(block)?.[1]
-        const data = /^data: (.*)$/m.exec(block)?.[1]
-        if (id !== undefined || data !== undefined) {
-          const event = /^event: (.*)$/m.exec(block)?.[1]
-          frames.push({ id, event, data: data === undefined ? undefined : JSON.parse(data) })
-        }
+      for (const item of Either.getOrThrow(parser.feed(chunk))) {
+        if (item._tag === "Id") frames.push({ id: item.id, event: undefined, data: undefined })
+        if (item._tag === "Event") frames.push({ id: item.id, event: item.event, data: JSON.parse(item.data) })
       }
     })
   })

@@ -1,6 +1,5 @@
 import { HttpServer } from "@effect/platform"
-import { SseParser, type SseItem } from "@yoi/runtime-api"
-import { Domain, EventLog } from "@yoi/worker-runtime"
+import { Domain, EventLog, SseWire } from "@yoi/worker-runtime"
 import { Effect, Either, Queue, Schema, type Scope } from "effect"
 import * as Http from "node:http"
 
@@ -15,7 +14,7 @@ export interface RawStream {
   readonly headers: Http.IncomingHttpHeaders
   /** Everything received so far, as text. */
   readonly text: () => string
-  readonly items: () => ReadonlyArray<SseItem>
+  readonly items: () => ReadonlyArray<SseWire.SseItem>
   readonly events: () => ReadonlyArray<Domain.RuntimeEvent>
   readonly ended: () => boolean
   /** Waits (up to 20 s) until `predicate` holds; fails the test otherwise. */
@@ -49,8 +48,8 @@ export const connect = (
     )
     let text = ""
     let ended = false
-    const parser = new SseParser()
-    const items: Array<SseItem> = []
+    const parser = new SseWire.SseParser()
+    const items: Array<SseWire.SseItem> = []
     const events: Array<Domain.RuntimeEvent> = []
     res.setEncoding("utf8")
     res.on("data", (chunk: string) => {

@@ -1,8 +1,9 @@
 import { Chunk, Context, Effect, Either, Layer, Option, Scope, Stream, type Types } from "effect"
+import * as Backlog from "./Backlog.js"
 import * as Cursor from "./Cursor.js"
 import { ephemeralKinds, type EventKind, type EventOf, type RuntimeEvent } from "./Domain.js"
 import { CursorExpired, CursorInvalid, RuntimeUnavailable } from "./Errors.js"
-import * as Fanout from "./Fanout.js"
+import * as EventBus from "./EventBus.js"
 import { type StoreError, WorkerStore } from "./WorkerStore.js"
 
 /**
@@ -46,10 +47,10 @@ export interface EventLogOptions {
 }
 
 /**
- * The runtime's event log: assigns `seq` and cursors, keeps a bounded replay backlog, and fans events out to
- * subscribers. Each subscriber has its own bounded buffer; one that falls behind is ended with a `stream.lagged`
- * event carrying the cursor to resume from, so a slow reader never blocks the runtime and never loses events
- * silently. (A shared `PubSub` cannot do this: sliding drops silently and bounded stalls every publisher.)
+ * The runtime's event log: assigns `seq` and cursors, keeps a bounded replay backlog (`Backlog`), and publishes
+ * events live through `PubSub`s (`EventBus`: one for the log, one per watched worker). Each subscriber is held to
+ * its own bound; one that falls behind is ended with a `stream.lagged` event carrying the cursor to resume from, so
+ * a slow reader never blocks the runtime and never loses events silently.
  */
 export interface EventLogService {
   readonly epoch: string
@@ -87,15 +88,10 @@ const REPLAY_PAGE = 1000
 export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =>
   Effect.gen(function*() {
     const { epoch, runtimeId } = options
-    const capacity = Math.max(1, options.backlog)
-    const ring: Array<RuntimeEvent | undefined> = new Array(capacity)
-    let ringSize = 0
+    const backlog = Backlog.make<RuntimeEvent>({ capacity: options.backlog, lastSeq: options.lastSeq })
     let lastSeq = options.lastSeq
-    const fanout = Fanout.make<RuntimeEvent>({ buffer: options.subscriberBuffer })
+    const bus = yield* EventBus.make<RuntimeEvent>({ buffer: options.subscriberBuffer })
     const lock = yield* Effect.makeSemaphore(1)
-
-    const ringLow = () => lastSeq - ringSize + 1
-    const ringGet = (seq: number) => ring[seq % capacity]!
 
     const stamp = (drafts: ReadonlyArray<EventDraft>): Array<RuntimeEvent> => {
       const at = new Date().toISOString()
@@ -117,13 +113,10 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
       })
     }
 
-    const publish = (events: ReadonlyArray<RuntimeEvent>) => {
-      for (const event of events) {
-        lastSeq = event.seq
-        ring[event.seq % capacity] = event
-        if (ringSize < capacity) ringSize += 1
-        fanout.publish(event)
-      }
+    const publish = (events: ReadonlyArray<RuntimeEvent>): Effect.Effect<void> => {
+      for (const event of events) backlog.push(event)
+      lastSeq = backlog.lastSeq()
+      return bus.unsafePublish(events)
     }
 
     // Appends and consistent reads in flight (holding or waiting for the lock). When there are none, an append that
@@ -141,19 +134,15 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
       if (drafts.length === 0) return Effect.succeed([])
       const body = Effect.suspend(() => {
         const events = stamp(drafts)
-        if (persist === undefined) {
-          publish(events)
-          return Effect.succeed(events)
-        }
+        if (persist === undefined) return Effect.as(publish(events), events)
         const durable = events.filter((e) => !ephemeralKinds.has(e.kind))
-        return Effect.as(Effect.tap(persist(durable), () => Effect.sync(() => publish(events))), events)
+        return Effect.as(Effect.zipRight(persist(durable), Effect.suspend(() => publish(events))), events)
       }).pipe(Effect.uninterruptible)
       if (persist !== undefined) return locked(body)
       return Effect.suspend(() => {
         if (inFlight > 0) return locked(body)
         const events = stamp(drafts)
-        publish(events)
-        return Effect.succeed(events)
+        return Effect.as(publish(events), events)
       })
     }
 
@@ -164,13 +153,20 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
       return (e) => (workerId === undefined || e.worker_id === workerId) && (kinds === undefined || kinds.has(e.kind))
     }
 
+    /** The filter left once the worker topic has done its part. */
+    const kindsOnly = (o: SubscribeOptions): ((e: RuntimeEvent) => boolean) | undefined => {
+      if (o.kinds === undefined || o.kinds.length === 0) return undefined
+      const kinds = new Set(o.kinds)
+      return (e) => kinds.has(e.kind)
+    }
+
     const resolveStart = (cursor: string | undefined) =>
       Effect.gen(function*() {
         if (cursor === undefined || cursor === "") return lastSeq
         const retained = options.durable === undefined ? Option.none() : yield* options.durable.retainedFrom
         const floor = Option.match(retained, {
-          onNone: () => ringLow(),
-          onSome: (from) => Math.min(from, ringLow())
+          onNone: () => backlog.low(),
+          onSome: (from) => Math.min(from, backlog.low())
         })
         if (cursor === Cursor.EARLIEST) return Math.max(0, floor - 1)
         const decoded = Cursor.decode(cursor)
@@ -196,15 +192,6 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
         return pos.seq
       })
 
-    const replayFromRing = (from: number, upTo: number, matches: (e: RuntimeEvent) => boolean) => {
-      const out: Array<RuntimeEvent> = []
-      for (let seq = from + 1; seq <= upTo; seq++) {
-        const e = ringGet(seq)
-        if (matches(e)) out.push(e)
-      }
-      return out
-    }
-
     const replayFromStore = (
       durable: DurableBacklog,
       from: number,
@@ -212,18 +199,18 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
       upTo: number,
       ringPart: ReadonlyArray<RuntimeEvent>,
       matches: (e: RuntimeEvent) => boolean
-    ): Stream.Stream<RuntimeEvent | Fanout.Lagged, RuntimeUnavailable> =>
+    ): Stream.Stream<RuntimeEvent | EventBus.Lagged, RuntimeUnavailable> =>
       Stream.paginateChunkEffect(from, (after) =>
         Effect.zipWith(durable.readAfter(after, REPLAY_PAGE), durable.retainedFrom, (page, retained) => {
           // Events after `after` were pruned while this replay waited: end it as lagged rather than skip them.
           if (Option.isSome(retained) && retained.value - 1 > after) {
-            return [Chunk.of<RuntimeEvent | Fanout.Lagged>(Fanout.LAGGED), Option.none<number>()] as const
+            return [Chunk.of<RuntimeEvent | EventBus.Lagged>(EventBus.LAGGED), Option.none<number>()] as const
           }
           const below = page.filter((e) => e.seq < ringFrom)
           const done = page.length < REPLAY_PAGE || below.length < page.length
           const next = page.length === 0 ? after : page[page.length - 1]!.seq
           return [
-            Chunk.fromIterable<RuntimeEvent | Fanout.Lagged>(below.filter(matches)),
+            Chunk.fromIterable<RuntimeEvent | EventBus.Lagged>(below.filter(matches)),
             done ? Option.none<number>() : Option.some(next)
           ] as const
         })).pipe(Stream.concat(Stream.fromIterable(ringPart.filter((e) => e.seq <= upTo))))
@@ -234,11 +221,14 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
         const matches = matcher(o)
         // The replay snapshot is taken as the subscriber registers: events up to `upTo` come from the backlog and
         // everything after it from the subscription, so there is no gap and no duplicate.
-        const { live, snapshot: { ringFrom, ringPart, upTo } } = yield* fanout.subscribe(() => {
-          const ringFrom = Math.max(ringLow(), start + 1)
-          const ringPart = replayFromRing(ringFrom - 1, lastSeq, matches)
-          return { matches, snapshot: { upTo: lastSeq, ringFrom, ringPart } }
-        })
+        const { live, snapshot: { ringFrom, ringPart, upTo } } = yield* bus.subscribe(
+          { workerId: o.workerId, matches: kindsOnly(o) },
+          () => {
+            const ringFrom = Math.max(backlog.low(), start + 1)
+            const ringPart = backlog.range(start, lastSeq, matches)
+            return { upTo: lastSeq, snapshot: { upTo: lastSeq, ringFrom, ringPart } }
+          }
+        )
         if (start + 1 < ringFrom && options.durable === undefined) {
           // The backlog moved past the cursor between validation and registration.
           return yield* new CursorExpired({
@@ -251,7 +241,7 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
         const replay = start + 1 >= ringFrom || options.durable === undefined
           ? Stream.fromIterable(ringPart)
           : replayFromStore(options.durable, start, ringFrom, upTo, ringPart, matches)
-        return Fanout.untilLagged(Stream.concat(replay, live), {
+        return EventBus.untilLagged(Stream.concat(replay, live), {
           runtimeId,
           workerId: o.workerId,
           cursor: Cursor.encode(epoch, start),
@@ -264,7 +254,7 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
       epoch,
       headCursor: () => Cursor.encode(epoch, lastSeq),
       lastSeq: () => lastSeq,
-      subscriberCount: fanout.size,
+      subscriberCount: bus.size,
       append,
       consistent: locked,
       subscribe

@@ -4,7 +4,7 @@ import { ulid } from "./internal/ulid.js"
 /** A runtime's stable identity: lowercase, set by config, the same across restarts. */
 export const RuntimeId = Schema.String.pipe(
   Schema.pattern(/^[a-z0-9][a-z0-9-]{0,62}$/, {
-    message: () => "runtime_id must be 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit"
+    message: () => "must be 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit"
   }),
   Schema.brand("RuntimeId")
 )

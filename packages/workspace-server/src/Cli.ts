@@ -1,3 +1,4 @@
+import { Bind as RuntimeBind } from "@yoi/runtime-server"
 import { Config, ConfigProvider, Either } from "effect"
 import { BackendConfigError } from "./Config.js"
 
@@ -52,18 +53,11 @@ export const settings = Config.all({
   )
 })
 
-export interface Bind {
-  readonly host: string
-  readonly port: number
-}
+export type Bind = RuntimeBind.Bind
 
 /** `host:port`, `[v6]:port`, or `:port` (all interfaces). */
-export const parseBind = (bind: string): Either.Either<Bind, BackendConfigError> => {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):([0-9]{1,5})$/.exec(bind)
-  const port = match === null ? NaN : Number(match[3])
-  if (match === null || !Number.isInteger(port) || port > 65535) {
-    return Either.left(new BackendConfigError({ message: `--bind must be host:port (port 0-65535), got ${JSON.stringify(bind)}` }))
-  }
-  const host = match[1] ?? match[2] ?? ""
-  return Either.right({ host: host === "" ? "0.0.0.0" : host, port })
-}
+export const parseBind = (bind: string): Either.Either<Bind, BackendConfigError> =>
+  Either.mapLeft(
+    RuntimeBind.parse(bind, { anyHost: "0.0.0.0" }),
+    () => new BackendConfigError({ message: `--bind must be host:port (port 0-65535), got ${JSON.stringify(bind)}` })
+  )

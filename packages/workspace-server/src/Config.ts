@@ -7,11 +7,7 @@ import * as NodePath from "node:path"
 /** The Backend's configuration is unusable; the message names the field. Fails the start. */
 export class BackendConfigError extends Data.TaggedError("BackendConfigError")<{ readonly message: string }> {}
 
-const RuntimeId = Schema.String.pipe(
-  Schema.pattern(/^[a-z0-9][a-z0-9-]{0,62}$/, {
-    message: () => "must be 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit"
-  })
-)
+const RuntimeId = Ids.RuntimeId
 
 const DisplayName = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200))
 
@@ -125,7 +121,7 @@ export const defaultWorkspaceId = (dataDir: string): string =>
   `ws-${createHash("sha256").update(NodePath.resolve(dataDir)).digest("hex").slice(0, 12)}`
 
 export const defaultEmbedded = (dataDir: string): EmbeddedConfig & { readonly store: string } => ({
-  runtime_id: "local",
+  runtime_id: Ids.RuntimeId.make("local"),
   store: `sqlite:${NodePath.join(dataDir, "local.db")}`
 })
 

@@ -1,20 +1,38 @@
-import type { Domain } from "@yoi/worker-runtime"
-import { Chunk, Context, Effect, Either, Layer, Option, type Scope, Stream } from "effect"
+import { type Domain, SseWire } from "@yoi/worker-runtime"
+import { Context, Effect, Either, Layer, Option, type Scope, Stream } from "effect"
 import type { CallerShape } from "./Auth.js"
 import * as CompositeCursor from "./CompositeCursor.js"
 import type * as Errors from "./Errors.js"
 import type { RuntimeHandle } from "./RuntimeHandle.js"
 import { RuntimeRegistry, type RuntimeRegistryService } from "./RuntimeRegistry.js"
 
-/**
- * One SSE frame. `Open` is written at connect: a comment plus, when the start is known, an `id:` without data, which
- * sets the browser's last event id without an event (a stream that drops before its first event still resumes with
- * no gap). `Error` is the final frame of a stream that failed after it started.
- */
+/** One SSE frame after the open frame. `Error` is the final frame of a stream that failed after it started. */
 export type Frame =
-  | { readonly _tag: "Open"; readonly id: string | undefined }
   | { readonly _tag: "Event"; readonly id: string; readonly event: string; readonly data: unknown }
   | { readonly _tag: "Error"; readonly data: { readonly _tag: string; readonly message: string } }
+
+/**
+ * A browser event stream: `start` is named in the open frame's `id:` (without data, it sets the browser's last event
+ * id without an event, so a stream that drops before its first event still resumes with no gap).
+ */
+export interface FrameStream {
+  readonly start: string | undefined
+  readonly frames: Stream.Stream<Frame>
+}
+
+/** Frames as text, in one string for one write. */
+export const encode = (frames: ReadonlyArray<Frame>): string => {
+  let out = ""
+  for (const f of frames) {
+    out += f._tag === "Event"
+      ? SseWire.frame(f.id, f.event, JSON.stringify(f.data))
+      : SseWire.errorFrame(f.data)
+  }
+  return out
+}
+
+/** The `id` of a frame, which a browser resumes from. */
+export const cursorOf = (frame: Frame): string | undefined => frame._tag === "Event" ? frame.id : undefined
 
 /**
  * Browser event streams. `all` merges every visible runtime into one stream whose `id:` is a composite cursor that
@@ -26,13 +44,13 @@ export interface EventProxyService {
   readonly all: (
     caller: CallerShape,
     cursor: string | undefined
-  ) => Effect.Effect<Stream.Stream<Frame>, Errors.CursorInvalid | Errors.HandleError, Scope.Scope>
+  ) => Effect.Effect<FrameStream, Errors.CursorInvalid | Errors.HandleError, Scope.Scope>
   readonly worker: (
     caller: CallerShape,
     runtimeId: string,
     workerId: string,
     cursor: string | undefined
-  ) => Effect.Effect<Stream.Stream<Frame>, Errors.RouteError, Scope.Scope>
+  ) => Effect.Effect<FrameStream, Errors.RouteError, Scope.Scope>
 }
 
 export class EventProxy extends Context.Tag("@yoi/workspace-server/EventProxy")<EventProxy, EventProxyService>() {}
@@ -84,8 +102,8 @@ export const make = (registry: RuntimeRegistryService): EventProxyService => {
           ? [s.value.stream.pipe(Stream.map((event) => [s.value.h.runtimeId, event] as const))]
           : []
       )
-      const open: Frame = { _tag: "Open", id: CompositeCursor.encode(positions) }
-      return Stream.mergeAll(streams, { concurrency: "unbounded" }).pipe(
+      const start = CompositeCursor.encode(positions)
+      const frames = Stream.mergeAll(streams, { concurrency: "unbounded" }).pipe(
         Stream.map(([runtimeId, event]): Frame => {
           if (event.kind === "stream.lagged") {
             const resume = CompositeCursor.encode(positions)
@@ -103,9 +121,9 @@ export const make = (registry: RuntimeRegistryService): EventProxyService => {
           return eventFrame(CompositeCursor.encode(positions), event)
         }),
         Stream.takeUntil((frame) => frame._tag === "Event" && frame.event === "stream.lagged"),
-        Stream.catchAll((e) => Stream.make(errorFrame(e))),
-        Stream.prepend(Chunk.of(open))
+        Stream.catchAll((e) => Stream.make(errorFrame(e)))
       )
+      return { start, frames }
     })
 
   const worker: EventProxyService["worker"] = (caller, runtimeId, workerId, cursor) =>
@@ -114,12 +132,11 @@ export const make = (registry: RuntimeRegistryService): EventProxyService => {
       const given = cursor === "" ? undefined : cursor
       const start = given ?? Option.getOrUndefined(yield* h.headCursor)
       const stream = yield* h.subscribe({ cursor: start, workerId })
-      const open: Frame = { _tag: "Open", id: start === "earliest" ? undefined : start }
-      return stream.pipe(
+      const frames = stream.pipe(
         Stream.map((event) => eventFrame(event.cursor, event)),
-        Stream.catchAll((e) => Stream.make(errorFrame(e))),
-        Stream.prepend(Chunk.of(open))
+        Stream.catchAll((e) => Stream.make(errorFrame(e)))
       )
+      return { start: start === "earliest" ? undefined : start, frames }
     })
 
   return { all, worker }

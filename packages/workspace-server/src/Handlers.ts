@@ -1,10 +1,11 @@
 import { HttpApiBuilder, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Chunk, Duration, Effect, Layer, Schedule, Stream } from "effect"
+import { Sse } from "@yoi/runtime-server"
+import { Duration, Effect, Layer } from "effect"
 import { Audit } from "./Audit.js"
 import { BackendToken, Caller, SESSION_COOKIE, SESSION_TTL_SECONDS, Sessions, tokenMatches } from "./Auth.js"
 import { BrowserApi } from "./BrowserApi.js"
 import { InvalidInput, PayloadTooLarge, Unauthorized } from "./Errors.js"
-import { EventProxy, type Frame } from "./EventProxy.js"
+import { cursorOf as frameCursor, encode as encodeFrames, EventProxy, type FrameStream } from "./EventProxy.js"
 import { RuntimeRegistry } from "./RuntimeRegistry.js"
 
 /** The largest request body the Backend reads (an input may hold a million characters). */
@@ -49,43 +50,13 @@ export interface SseOptions {
   readonly heartbeat: Duration.DurationInput
 }
 
-const encoder = new TextEncoder()
-
-const encodeFrame = (f: Frame): string => {
-  switch (f._tag) {
-    case "Event":
-      return `id: ${f.id}\nevent: ${f.event}\ndata: ${JSON.stringify(f.data)}\n\n`
-    case "Open":
-      return f.id === undefined ? ": connected\n\n" : `: connected\nid: ${f.id}\n\n`
-    case "Error":
-      return `event: stream.error\ndata: ${JSON.stringify(f.data)}\n\n`
-  }
-}
-
-const encodeFrames = (frames: Chunk.Chunk<Frame>): string => {
-  let out = ""
-  for (const f of frames) out += encodeFrame(f)
-  return out
-}
-
-/**
- * Writes frames as SSE: the open frame first (Node sends headers only with the first write), each pulled chunk of
- * frames coalesced into one write, and a heartbeat comment while idle.
- */
-export const sseResponse = (frames: Stream.Stream<Frame>, options: SseOptions) => {
-  const heartbeat = Stream.fromSchedule(Schedule.spaced(options.heartbeat)).pipe(Stream.as(": heartbeat\n\n"))
-  const body = frames.pipe(
-    Stream.mapChunks((chunk) => Chunk.of(encodeFrames(chunk))),
-    Stream.merge(heartbeat, { haltStrategy: "left" })
-  )
-  return HttpServerResponse.stream(
-    Stream.map(body, (text) => encoder.encode(text)),
-    {
-      contentType: "text/event-stream",
-      headers: { "cache-control": "no-cache, no-store", "x-accel-buffering": "no" }
-    }
-  )
-}
+/** A browser event stream through the runtime's SSE writer: coalesced writes and one heartbeat timer for all. */
+const sseResponse = (control: Sse.Control, stream: FrameStream) =>
+  Effect.gen(function*() {
+    const options = { control, startCursor: stream.start }
+    const readable = yield* Sse.bodyWith(stream.frames, encodeFrames, frameCursor, options)
+    return Sse.response(readable, { "cache-control": "no-cache, no-store" })
+  })
 
 const cursorOf = (headers: { readonly "last-event-id"?: string | undefined }, urlCursor: string | undefined) =>
   headers["last-event-id"] ?? urlCursor
@@ -98,73 +69,71 @@ export const layerRuntimes = HttpApiBuilder.group(BrowserApi, "runtimes", (handl
       .handle("get", ({ path }) => Effect.flatMap(Caller, (caller) => registry.get(caller, path.runtime_id)))
   }))
 
-export const layerWorkers = (options: SseOptions) =>
-  HttpApiBuilder.group(BrowserApi, "workers", (handlers) =>
-    Effect.gen(function*() {
-      const registry = yield* RuntimeRegistry
-      const events = yield* EventProxy
-      return handlers
-        .handle("list", ({ path, urlParams }) =>
-          Effect.gen(function*() {
-            const caller = yield* Caller
-            const limit = yield* parseLimit(urlParams.limit)
-            return yield* registry.listWorkers(caller, path.runtime_id, {
-              status: urlParams.status,
-              limit,
-              page_token: urlParams.page_token
-            })
-          }))
-        .handleRaw("create", ({ path, request }) =>
-          Effect.gen(function*() {
-            const caller = yield* Caller
-            const result = yield* registry.createWorker(caller, path.runtime_id, readJson(request))
-            return yield* HttpServerResponse.json(result, { status: result.created ? 201 : 200 }).pipe(Effect.orDie)
-          }))
-        .handle("get", ({ path }) =>
-          Effect.flatMap(Caller, (caller) => registry.getWorker(caller, path.runtime_id, path.worker_id)))
-        .handleRaw("input", ({ path, request }) =>
-          Effect.gen(function*() {
-            const caller = yield* Caller
-            const accepted = yield* registry.sendInput(caller, path.runtime_id, path.worker_id, readJson(request))
-            return yield* HttpServerResponse.json(accepted, { status: 202 }).pipe(Effect.orDie)
-          }))
-        .handle("cancel", ({ path }) =>
-          Effect.flatMap(Caller, (caller) => registry.cancel(caller, path.runtime_id, path.worker_id)))
-        .handle("stop", ({ path }) =>
-          Effect.flatMap(Caller, (caller) => registry.stop(caller, path.runtime_id, path.worker_id)))
-        .handle("restore", ({ path }) =>
-          Effect.flatMap(Caller, (caller) => registry.restore(caller, path.runtime_id, path.worker_id)))
-        .handle("delete", ({ path }) =>
-          Effect.flatMap(Caller, (caller) => registry.delete(caller, path.runtime_id, path.worker_id)))
-        .handle("transcript", ({ path, urlParams }) =>
-          Effect.gen(function*() {
-            const caller = yield* Caller
-            const limit = yield* parseLimit(urlParams.limit)
-            return yield* registry.transcript(caller, path.runtime_id, path.worker_id, {
-              limit,
-              page_token: urlParams.page_token
-            })
-          }))
-        .handle("events", ({ headers, path, urlParams }) =>
-          Effect.gen(function*() {
-            const caller = yield* Caller
-            const cursor = cursorOf(headers, urlParams.cursor)
-            const frames = yield* events.worker(caller, path.runtime_id, path.worker_id, cursor)
-            return sseResponse(frames, options)
-          }))
-    }))
-
-export const layerEvents = (options: SseOptions) =>
-  HttpApiBuilder.group(BrowserApi, "events", (handlers) =>
-    Effect.gen(function*() {
-      const events = yield* EventProxy
-      return handlers.handle("all", ({ headers, urlParams }) =>
+export const layerWorkers = HttpApiBuilder.group(BrowserApi, "workers", (handlers) =>
+  Effect.gen(function*() {
+    const registry = yield* RuntimeRegistry
+    const events = yield* EventProxy
+    const control = yield* Sse.SseControl
+    return handlers
+      .handle("list", ({ path, urlParams }) =>
         Effect.gen(function*() {
           const caller = yield* Caller
-          const frames = yield* events.all(caller, cursorOf(headers, urlParams.cursor))
-          return sseResponse(frames, options)
+          const limit = yield* parseLimit(urlParams.limit)
+          return yield* registry.listWorkers(caller, path.runtime_id, {
+            status: urlParams.status,
+            limit,
+            page_token: urlParams.page_token
+          })
         }))
-    }))
+      .handleRaw("create", ({ path, request }) =>
+        Effect.gen(function*() {
+          const caller = yield* Caller
+          const result = yield* registry.createWorker(caller, path.runtime_id, readJson(request))
+          return yield* HttpServerResponse.json(result, { status: result.created ? 201 : 200 }).pipe(Effect.orDie)
+        }))
+      .handle("get", ({ path }) =>
+        Effect.flatMap(Caller, (caller) => registry.getWorker(caller, path.runtime_id, path.worker_id)))
+      .handleRaw("input", ({ path, request }) =>
+        Effect.gen(function*() {
+          const caller = yield* Caller
+          const accepted = yield* registry.sendInput(caller, path.runtime_id, path.worker_id, readJson(request))
+          return yield* HttpServerResponse.json(accepted, { status: 202 }).pipe(Effect.orDie)
+        }))
+      .handle("cancel", ({ path }) =>
+        Effect.flatMap(Caller, (caller) => registry.cancel(caller, path.runtime_id, path.worker_id)))
+      .handle("stop", ({ path }) =>
+        Effect.flatMap(Caller, (caller) => registry.stop(caller, path.runtime_id, path.worker_id)))
+      .handle("restore", ({ path }) =>
+        Effect.flatMap(Caller, (caller) => registry.restore(caller, path.runtime_id, path.worker_id)))
+      .handle("delete", ({ path }) =>
+        Effect.flatMap(Caller, (caller) => registry.delete(caller, path.runtime_id, path.worker_id)))
+      .handle("transcript", ({ path, urlParams }) =>
+        Effect.gen(function*() {
+          const caller = yield* Caller
+          const limit = yield* parseLimit(urlParams.limit)
+          return yield* registry.transcript(caller, path.runtime_id, path.worker_id, {
+            limit,
+            page_token: urlParams.page_token
+          })
+        }))
+      .handle("events", ({ headers, path, urlParams }) =>
+        Effect.gen(function*() {
+          const caller = yield* Caller
+          const cursor = cursorOf(headers, urlParams.cursor)
+          return yield* sseResponse(control, yield* events.worker(caller, path.runtime_id, path.worker_id, cursor))
+        }))
+  }))
+
+export const layerEvents = HttpApiBuilder.group(BrowserApi, "events", (handlers) =>
+  Effect.gen(function*() {
+    const events = yield* EventProxy
+    const control = yield* Sse.SseControl
+    return handlers.handle("all", ({ headers, urlParams }) =>
+      Effect.gen(function*() {
+        const caller = yield* Caller
+        return yield* sseResponse(control, yield* events.all(caller, cursorOf(headers, urlParams.cursor)))
+      }))
+  }))
 
 export const layerListings = HttpApiBuilder.group(BrowserApi, "listings", (handlers) =>
   Effect.gen(function*() {
@@ -220,9 +189,9 @@ export const layerSession = HttpApiBuilder.group(BrowserApi, "session", (handler
 export const layer = (options: SseOptions) =>
   Layer.mergeAll(
     layerRuntimes,
-    layerWorkers(options),
-    layerEvents(options),
+    layerWorkers,
+    layerEvents,
     layerListings,
     layerAudit,
     layerSession
-  )
+  ).pipe(Layer.provide(Sse.SseControl.layer(options.heartbeat)))

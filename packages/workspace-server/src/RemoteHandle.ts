@@ -1,6 +1,6 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
-import { RuntimeClient, RuntimeEvents } from "@yoi/runtime-api"
-import { type Domain, Ids, Runtime } from "@yoi/worker-runtime"
+import { EventsGroup, RuntimeClient, RuntimeEvents } from "@yoi/runtime-api"
+import { type Domain, Ids, Runtime, SseWire } from "@yoi/worker-runtime"
 import { Duration, Effect, Option, Redacted, Schedule, Schema, type Scope, Stream } from "effect"
 import * as Errors from "./Errors.js"
 import * as Hub from "./internal/Hub.js"
@@ -77,7 +77,7 @@ export const make = (
     })
     const http = HttpClient.mapRequest(yield* HttpClient.HttpClient, HttpClientRequest.bearerToken(token))
     const subscriberBuffer = options.subscriberBuffer ?? 1_024
-    const hub = Hub.make({ runtimeId, backlog: options.backlog ?? 10_000, subscriberBuffer })
+    const hub = yield* Hub.make({ runtimeId, backlog: options.backlog ?? 10_000, subscriberBuffer })
 
     let health: Health = {
       status: "offline",
@@ -239,9 +239,9 @@ export const make = (
       const follower = events.follow({ cursor: Option.getOrUndefined(hub.head()) })
       yield* follower.events.pipe(
         Stream.runForEachChunk((chunk) =>
-          Effect.sync(() => {
+          Effect.suspend(() => {
             failures = 0
-            hub.publish(Array.from(chunk, fixEvent))
+            return hub.publish(Array.from(chunk, fixEvent))
           })
         )
       )
@@ -253,7 +253,7 @@ export const make = (
           case "CursorInvalid":
             return Effect.zipRight(
               Effect.logWarning(`runtime ${runtimeId}: its event stream restarted (${e._tag}); browsers must resume`),
-              Effect.sync(() => hub.reset())
+              hub.reset
             )
           case "Unauthorized":
             return Effect.logWarning(`runtime ${runtimeId}: the event stream refused the Backend's credentials`)
@@ -273,10 +273,9 @@ export const make = (
     /** Asks the runtime whether it accepts a cursor, without streaming: typed cursor errors before any SSE byte. */
     const checkCursor = (cursor: string, workerId: string | undefined) =>
       Effect.scoped(Effect.gen(function*() {
-        const path = workerId === undefined ? "/v1/events" : `/v1/workers/${encodeURIComponent(workerId)}/events`
-        const request = HttpClientRequest.get(baseUrl + path).pipe(
+        const request = HttpClientRequest.get(baseUrl + EventsGroup.streamPath(workerId)).pipe(
           HttpClientRequest.setUrlParam("cursor", cursor),
-          HttpClientRequest.accept("text/event-stream")
+          HttpClientRequest.accept(SseWire.CONTENT_TYPE)
         )
         const response = yield* http.execute(request)
         if (response.status === 200) return

@@ -1,5 +1,6 @@
 import { NodeContext } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
+import { Ids } from "@yoi/worker-runtime"
 import { ConfigProvider, Effect, Either, Redacted } from "effect"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
@@ -29,7 +30,7 @@ describe("config file", () => {
     assert.strictEqual(resolved.legacyPods?.dir, "/home/me/.yoi/pods")
 
     const byDefault = Either.getOrThrow(resolve({}, "/data"))
-    assert.deepStrictEqual(byDefault.embedded, { runtime_id: "local", store: "sqlite:/data/local.db" })
+    assert.deepStrictEqual(byDefault.embedded, { runtime_id: Ids.RuntimeId.make("local"), store: "sqlite:/data/local.db" })
     assert.deepStrictEqual(byDefault.remotes, [])
     const none = Either.getOrThrow(resolve({ embedded: null, remotes: [] }, "/data"))
     assert.isUndefined(none.embedded)

@@ -234,9 +234,9 @@ const event = (seq: number, workerId = "w_a", epoch = "epoch1"): Domain.RuntimeE
 describe("the event hub behind one upstream subscription", () => {
   it.scoped("replays from its ring after a covered cursor, then goes live; older cursors go upstream", () =>
     Effect.gen(function*() {
-      const hub = Hub.make({ runtimeId: "gpu-box", backlog: 4, subscriberBuffer: 100 })
+      const hub = yield* Hub.make({ runtimeId: "gpu-box", backlog: 4, subscriberBuffer: 100 })
       hub.start(Cursor.encode("epoch1", 0))
-      hub.publish([1, 2, 3, 4, 5, 6].map((s) => event(s)))
+      yield* hub.publish([1, 2, 3, 4, 5, 6].map((s) => event(s)))
       assert.deepStrictEqual(hub.covers(Cursor.encode("epoch1", 1)), { _tag: "Upstream" })
       assert.deepStrictEqual(hub.covers(Cursor.encode("epoch1", 2)), { _tag: "Covered", seq: 2 })
       assert.deepStrictEqual(hub.covers(Cursor.encode("epoch1", 9)), { _tag: "Covered", seq: 9 })
@@ -245,23 +245,23 @@ describe("the event hub behind one upstream subscription", () => {
 
       const stream = yield* hub.subscribe({ after: 3 })
       const fiber = yield* Effect.fork(Stream.runCollect(Stream.take(stream, 5)))
-      hub.publish([event(7), event(8)])
+      yield* hub.publish([event(7), event(8)])
       assert.deepStrictEqual(Chunk.toArray(yield* Fiber.join(fiber)).map((e) => e.seq), [4, 5, 6, 7, 8])
 
       const ahead = yield* hub.subscribe({ after: 9 })
       const aheadFiber = yield* Effect.fork(Stream.runCollect(Stream.take(ahead, 1)))
-      hub.publish([event(9), event(10)])
+      yield* hub.publish([event(9), event(10)])
       assert.deepStrictEqual(Chunk.toArray(yield* Fiber.join(aheadFiber)).map((e) => e.seq), [10])
       assert.deepStrictEqual(hub.head(), Option.some(Cursor.encode("epoch1", 10)))
     }))
 
   it.scoped("ends a subscriber that falls behind with stream.lagged carrying the cursor to resume from", () =>
     Effect.gen(function*() {
-      const hub = Hub.make({ runtimeId: "gpu-box", backlog: 100, subscriberBuffer: 3 })
+      const hub = yield* Hub.make({ runtimeId: "gpu-box", backlog: 100, subscriberBuffer: 3 })
       hub.start(Cursor.encode("epoch1", 0))
       const slow = yield* hub.subscribe({})
       const other = yield* hub.subscribe({ workerId: "w_b" })
-      hub.publish([1, 2, 3, 4, 5, 6].map((s) => event(s)))
+      yield* hub.publish([1, 2, 3, 4, 5, 6].map((s) => event(s)))
       const got = Chunk.toArray(yield* Stream.runCollect(slow))
       assert.deepStrictEqual(got.map((e) => e.kind), ["worker.status", "worker.status", "worker.status", "stream.lagged"])
       const lagged = got[3]!
@@ -269,21 +269,38 @@ describe("the event hub behind one upstream subscription", () => {
       assert.deepStrictEqual((lagged.data as { resume_cursor: string }).resume_cursor, Cursor.encode("epoch1", 3))
       assert.strictEqual(hub.subscriberCount(), 1)
       // A filtered subscriber only counts its own events.
-      hub.publish([event(7, "w_b")])
+      yield* hub.publish([event(7, "w_b")])
       const fiber = yield* Effect.fork(Stream.runCollect(Stream.take(other, 1)))
       assert.deepStrictEqual(Chunk.toArray(yield* Fiber.join(fiber)).map((e) => e.seq), [7])
     }))
 
+  it.scoped("a thousand stalled browsers each lag out after their own buffer while the upstream keeps flowing", () =>
+    Effect.gen(function*() {
+      const hub = yield* Hub.make({ runtimeId: "gpu-box", backlog: 100, subscriberBuffer: 3 })
+      hub.start(Cursor.encode("epoch1", 0))
+      const streams = yield* Effect.forEach(
+        Array.from({ length: 1_000 }, (_, i) => i),
+        (i) => Effect.map(hub.subscribe(i % 2 === 0 ? {} : { workerId: "w_b" }), (stream) => ({ i, stream }))
+      )
+      yield* hub.publish(Array.from({ length: 20 }, (_, i) => event(i + 1, i % 2 === 0 ? "w_a" : "w_b")))
+      assert.strictEqual(hub.subscriberCount(), 0)
+      for (const { i, stream } of streams) {
+        const got = Chunk.toArray(yield* Stream.runCollect(stream))
+        assert.deepStrictEqual(got.map((e) => e.seq), i % 2 === 0 ? [1, 2, 3, 3] : [2, 4, 6, 6])
+        assert.strictEqual(got[3]!.kind, "stream.lagged")
+      }
+    }))
+
   it.scoped("ends every subscriber when the upstream loses continuity (a new epoch)", () =>
     Effect.gen(function*() {
-      const hub = Hub.make({ runtimeId: "gpu-box", backlog: 100, subscriberBuffer: 100 })
+      const hub = yield* Hub.make({ runtimeId: "gpu-box", backlog: 100, subscriberBuffer: 100 })
       hub.start(Cursor.encode("epoch1", 0))
       const stream = yield* hub.subscribe({})
-      hub.publish([event(1), event(1, "w_a", "epoch2")])
+      yield* hub.publish([event(1), event(1, "w_a", "epoch2")])
       const got = Chunk.toArray(yield* Stream.runCollect(stream.pipe(Stream.timeout(Duration.seconds(5)))))
       assert.deepStrictEqual(got.map((e) => e.kind), ["worker.status", "stream.lagged"])
       assert.deepStrictEqual(hub.covers(Cursor.encode("epoch1", 1)), { _tag: "Upstream" })
-      hub.reset()
+      yield* hub.reset
       assert.isTrue(Option.isNone(hub.head()))
     }))
 })

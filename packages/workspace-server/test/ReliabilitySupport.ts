@@ -3,7 +3,8 @@ import { HttpServer } from "@effect/platform"
 import { NodeContext, NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
 import { HttpErrors } from "@yoi/runtime-server"
 import * as Testing from "@yoi/runtime-server/testing"
-import { ConfigProvider, Context, Duration, Effect, Layer, type Scope } from "effect"
+import { SseWire } from "@yoi/worker-runtime"
+import { ConfigProvider, Context, Duration, Effect, Either, Layer, type Scope } from "effect"
 import * as Http from "node:http"
 import * as Net from "node:net"
 import { BackendToken } from "../src/Auth.js"
@@ -169,7 +170,7 @@ export const follow = (
     let current: Http.ClientRequest | undefined
     let stopped = false
     const connect = () => {
-      let buffer = ""
+      const parser = new SseWire.SseParser()
       const headers: Record<string, string> = { authorization: `Bearer ${TOKEN}` }
       if (lastId !== undefined) headers["last-event-id"] = lastId
       const again = () => {
@@ -180,15 +181,10 @@ export const follow = (
       current = Http.get({ host: "127.0.0.1", port, path, headers, agent: false }, (response) => {
         response.setEncoding("utf8")
         response.on("data", (chunk: string) => {
-          buffer += chunk
-          for (let end = buffer.indexOf("\n\n"); end !== -1; end = buffer.indexOf("\n\n")) {
-            const block = buffer.slice(0, end)
-            buffer = buffer.slice(end + 2)
-            const id = /^id: (.*)$/m.exec(block)?.[1]
-            const data = /^data: (.*)$/m.exec(block)?.[1]
-            if (id !== undefined) lastId = id
-            const event = /^event: (.*)$/m.exec(block)?.[1]
-            if (data !== undefined) frames.push({ id, event, data: JSON.parse(data) })
+          for (const item of Either.getOrThrow(parser.feed(chunk))) {
+            if (item._tag === "Comment") continue
+            if (item.id !== undefined) lastId = item.id
+            if (item._tag === "Event") frames.push({ id: item.id, event: item.event, data: JSON.parse(item.data) })
           }
         })
         response.on("end", again)

@@ -2,9 +2,9 @@ import { testPolicy } from "@yoi/worker-runtime/testing"
 import { HttpClient, HttpClientRequest, HttpServer } from "@effect/platform"
 import { NodeContext, NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
 import { Auth as RuntimeAuth, RuntimeServer } from "@yoi/runtime-server"
-import { layerMemory, Runtime, type RuntimeOptions } from "@yoi/worker-runtime"
+import { layerMemory, Runtime, type RuntimeOptions, SseWire } from "@yoi/worker-runtime"
 import { layerSqlite } from "@yoi/worker-runtime/sqlite"
-import { Chunk, ConfigProvider, Context, Duration, Effect, Layer, Redacted, type Scope, Stream } from "effect"
+import { Chunk, ConfigProvider, Context, Duration, Effect, Either, Layer, Redacted, type Scope, Stream } from "effect"
 import * as NodeFs from "node:fs"
 import * as NodeHttp from "node:http"
 import * as NodeOs from "node:os"
@@ -228,21 +228,10 @@ export interface SseConnection {
   ) => Effect.Effect<ReadonlyArray<SseFrame>>
 }
 
-const parseFrames = (raw: string): Array<SseFrame> => {
-  const out: Array<SseFrame> = []
-  for (const block of raw.split("\n\n")) {
-    let id: string | undefined
-    let event = "message"
-    let data: string | undefined
-    for (const line of block.split("\n")) {
-      if (line.startsWith("id: ")) id = line.slice(4)
-      else if (line.startsWith("event: ")) event = line.slice(7)
-      else if (line.startsWith("data: ")) data = line.slice(6)
-    }
-    if (data !== undefined) out.push({ id, event, data: JSON.parse(data) })
-  }
-  return out
-}
+const parseFrames = (raw: string): Array<SseFrame> =>
+  Either.getOrThrow(new SseWire.SseParser().feed(raw)).flatMap((item) =>
+    item._tag === "Event" ? [{ id: item.id, event: item.event, data: JSON.parse(item.data) }] : []
+  )
 
 /** Opens an SSE stream and keeps reading it in the background for the life of the scope. */
 export const connectSse = (

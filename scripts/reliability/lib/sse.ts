@@ -2,7 +2,7 @@
  * A minimal SSE reader over `node:http` that keeps every frame it received: the suites compare what a client saw
  * against what the server retained, so nothing here reconnects or filters on its own.
  */
-import { Cursor } from "@yoi/worker-runtime"
+import { Cursor, SseWire } from "@yoi/worker-runtime"
 import { Either } from "effect"
 import * as Http from "node:http"
 
@@ -61,7 +61,7 @@ export const openSse = (
     bytes: 0,
     heartbeats: 0
   }
-  let buffer = ""
+  const parser = new SseWire.SseParser()
   const request = Http.get(url, { headers, agent: false }, (response) => {
     resolveStatus(response.statusCode ?? 0)
     response.setEncoding("utf8")
@@ -71,26 +71,19 @@ export const openSse = (
         reader.errorBody += chunk
         return
       }
-      buffer += chunk
-      let end = buffer.indexOf("\n\n")
-      while (end !== -1) {
-        const block = buffer.slice(0, end)
-        buffer = buffer.slice(end + 2)
-        end = buffer.indexOf("\n\n")
-        let id: string | undefined
-        let event: string | undefined
-        let data: string | undefined
-        for (const line of block.split("\n")) {
-          if (line.startsWith("id: ")) id = line.slice(4)
-          else if (line.startsWith("event: ")) event = line.slice(7)
-          else if (line.startsWith("data: ")) data = line.slice(6)
-          else if (line === ": heartbeat") reader.heartbeats += 1
+      for (const item of Either.getOrThrow(parser.feed(chunk))) {
+        if (item._tag === "Comment") {
+          if (item.text === "heartbeat") reader.heartbeats += 1
+          continue
         }
-        if (id !== undefined) reader.lastId = id
-        if (data !== undefined || id !== undefined) {
-          const parsed = data === undefined ? undefined : JSON.parse(data)
-          reader.frames.push({ id, event, data: parsed, seq: typeof parsed?.seq === "number" ? parsed.seq : undefined })
-        }
+        if (item.id !== undefined) reader.lastId = item.id
+        const parsed = item._tag === "Event" ? JSON.parse(item.data) : undefined
+        reader.frames.push({
+          id: item.id,
+          event: item._tag === "Event" ? item.event : undefined,
+          data: parsed,
+          seq: typeof parsed?.seq === "number" ? parsed.seq : undefined
+        })
       }
     })
     response.on("end", () => resolveEnded())

@@ -1,10 +1,10 @@
-import { Cursor, type Domain, Fanout } from "@yoi/worker-runtime"
+import { Backlog, Cursor, type Domain, EventBus } from "@yoi/worker-runtime"
 import { Effect, Either, Option, type Scope, Stream } from "effect"
 
-// The fan-out behind one upstream subscription: a bounded ring of recent events (for resume) and, per browser, a
-// bounded buffer (a `Fanout`, as the runtime's own event log uses). A browser that falls `subscriberBuffer` events
-// behind gets a final `stream.lagged` event with the cursor to resume from: a slow browser never holds the upstream
-// back and never silently loses events.
+// The fan-out behind one upstream subscription: a `Backlog` of recent events (for resume) and an `EventBus` (the
+// `PubSub`-based fan-out the runtime's own event log uses), which holds each browser to its own bound. A browser
+// that falls `subscriberBuffer` events behind gets a final `stream.lagged` event with the cursor to resume from: a
+// slow browser never holds the upstream back and never silently loses events.
 
 export type Coverage =
   /** The hub can serve everything after the cursor: from its ring, or live once it gets there. */
@@ -21,11 +21,11 @@ export interface HubOptions {
 
 export interface Hub {
   /** Feeds events from the upstream subscription, in seq order. */
-  readonly publish: (events: Iterable<Domain.RuntimeEvent>) => void
+  readonly publish: (events: Iterable<Domain.RuntimeEvent>) => Effect.Effect<void>
   /** The upstream starts at the runtime's head; subscribers that came earlier simply continue from there. */
   readonly start: (head: string) => void
   /** The upstream lost continuity (new epoch, expired cursor): every subscriber ends with `stream.lagged`. */
-  readonly reset: () => void
+  readonly reset: Effect.Effect<void>
   /** The newest cursor the hub knows: the last event seen, or the runtime's head when it connected. */
   readonly head: () => Option.Option<string>
   readonly covers: (cursor: string) => Coverage
@@ -37,107 +37,102 @@ export interface Hub {
   }) => Effect.Effect<Stream.Stream<Domain.RuntimeEvent>, never, Scope.Scope>
 }
 
-export const make = (options: HubOptions): Hub => {
-  const capacity = Math.max(1, options.backlog)
-  const ring: Array<Domain.RuntimeEvent | undefined> = new Array(capacity)
-  let ringSize = 0
-  let epoch: string | undefined
-  let lastSeq = -1
-  let headCursor: Option.Option<string> = Option.none()
-  const fanout = Fanout.make<Domain.RuntimeEvent>({ buffer: options.subscriberBuffer })
+export const make = (options: HubOptions): Effect.Effect<Hub> =>
+  Effect.map(EventBus.make<Domain.RuntimeEvent>({ buffer: options.subscriberBuffer }), (bus) => {
+    const backlog = Backlog.make<Domain.RuntimeEvent>({ capacity: options.backlog, lastSeq: -1 })
+    let epoch: string | undefined
+    let headCursor: Option.Option<string> = Option.none()
 
-  const ringLow = () => lastSeq - ringSize + 1
-
-  const adopt = (cursor: string) => {
-    const decoded = Cursor.decode(cursor)
-    if (Either.isLeft(decoded)) return
-    if (epoch !== decoded.right.epoch) {
+    const adopt = (cursor: string) => {
+      const decoded = Cursor.decode(cursor)
+      if (Either.isLeft(decoded)) return
       epoch = decoded.right.epoch
-      ringSize = 0
+      backlog.reset(decoded.right.seq)
     }
-    lastSeq = decoded.right.seq
-  }
 
-  const publish = (events: Iterable<Domain.RuntimeEvent>) => {
-    for (const event of events) {
-      if (event.kind === "stream.lagged") continue
-      // The epoch is read only where continuity is in doubt: the first event, or one that does not follow the last.
-      if (epoch === undefined || event.seq !== lastSeq + 1) {
-        const pos = Cursor.decode(event.cursor)
-        if (Either.isRight(pos) && pos.right.epoch !== epoch) {
-          if (epoch !== undefined) fanout.endAll()
-          epoch = pos.right.epoch
-          ringSize = 0
+    const publish: Hub["publish"] = (events) =>
+      Effect.suspend(() => {
+        const cuts: Array<Effect.Effect<void>> = []
+        let batch: Array<Domain.RuntimeEvent> = []
+        for (const event of events) {
+          if (event.kind === "stream.lagged") continue
+          // The epoch is read only where continuity is in doubt: the first event, or one that does not follow the last.
+          if (epoch === undefined || event.seq !== backlog.lastSeq() + 1) {
+            const pos = Cursor.decode(event.cursor)
+            if (Either.isRight(pos) && pos.right.epoch !== epoch) {
+              if (epoch !== undefined) {
+              // Subscribers of the old epoch end before any event of the new one reaches them.
+                cuts.push(bus.unsafePublish(batch), bus.unsafeEndAll())
+                batch = []
+              }
+              epoch = pos.right.epoch
+              backlog.reset(event.seq - 1)
+            }
+          }
+          backlog.push(event)
+          headCursor = Option.some(event.cursor)
+          batch.push(event)
         }
-        if (ringSize > 0 && event.seq !== lastSeq + 1) ringSize = 0
-      }
-      lastSeq = event.seq
-      ring[event.seq % capacity] = event
-      if (ringSize < capacity) ringSize += 1
-      headCursor = Option.some(event.cursor)
-      fanout.publish(event)
-    }
-  }
-
-  const reset = () => {
-    fanout.endAll()
-    ringSize = 0
-    epoch = undefined
-    lastSeq = -1
-    headCursor = Option.none()
-  }
-
-  const start = (head: string) => {
-    headCursor = Option.some(head)
-    adopt(head)
-  }
-
-  const covers = (cursor: string): Coverage => {
-    const decoded = Cursor.decode(cursor)
-    if (Either.isLeft(decoded)) return { _tag: "Malformed" }
-    const pos = decoded.right
-    if (epoch === undefined || pos.epoch !== epoch) return { _tag: "Upstream" }
-    if (pos.seq >= lastSeq) return { _tag: "Covered", seq: pos.seq }
-    return pos.seq >= ringLow() - 1 ? { _tag: "Covered", seq: pos.seq } : { _tag: "Upstream" }
-  }
-
-  const subscribe: Hub["subscribe"] = (o) =>
-    Effect.gen(function*() {
-      const workerId = o.workerId
-      const byWorker = workerId === undefined
-        ? () => true
-        : (e: Domain.RuntimeEvent) => e.worker_id === workerId
-      // The replay snapshot is taken as the subscriber registers: no gap and no duplicate.
-      const { live, snapshot: { replay, start } } = yield* fanout.subscribe(() => {
-        const start = o.after ?? lastSeq
-        // Events at or before `after` are skipped live (a cursor the hub has not reached yet).
-        const after = Math.max(start, lastSeq)
-        const replay: Array<Domain.RuntimeEvent> = []
-        for (let seq = Math.max(start + 1, ringLow()); seq <= lastSeq; seq++) {
-          const e = ring[seq % capacity]!
-          if (byWorker(e)) replay.push(e)
-        }
-        return { matches: (e) => e.seq > after && byWorker(e), snapshot: { replay, start } }
+        cuts.push(bus.unsafePublish(batch))
+        return Effect.all(cuts, { discard: true })
       })
-      return Fanout.untilLagged(Stream.concat(Stream.fromIterable(replay), live), {
-        runtimeId: options.runtimeId,
-        workerId,
-        cursor: o.after !== undefined && epoch !== undefined
-          ? Cursor.encode(epoch, start)
-          : Option.getOrElse(headCursor, () => ""),
-        seq: start,
-        message: `subscriber fell more than ${options.subscriberBuffer} events behind (or the runtime's ` +
-          "event stream was reset); resume from the cursor"
-      })
+
+    const reset = Effect.suspend(() => {
+      backlog.reset(-1)
+      epoch = undefined
+      headCursor = Option.none()
+      return bus.endAll
     })
 
-  return {
-    publish,
-    start,
-    reset,
-    head: () => headCursor,
-    covers,
-    subscriberCount: fanout.size,
-    subscribe
-  }
-}
+    const start = (head: string) => {
+      headCursor = Option.some(head)
+      adopt(head)
+    }
+
+    const covers = (cursor: string): Coverage => {
+      const decoded = Cursor.decode(cursor)
+      if (Either.isLeft(decoded)) return { _tag: "Malformed" }
+      const pos = decoded.right
+      if (epoch === undefined || pos.epoch !== epoch) return { _tag: "Upstream" }
+      if (pos.seq >= backlog.lastSeq()) return { _tag: "Covered", seq: pos.seq }
+      return pos.seq >= backlog.low() - 1 ? { _tag: "Covered", seq: pos.seq } : { _tag: "Upstream" }
+    }
+
+    const subscribe: Hub["subscribe"] = (o) =>
+      Effect.gen(function*() {
+        const workerId = o.workerId
+        const byWorker = workerId === undefined
+          ? undefined
+          : (e: Domain.RuntimeEvent) => e.worker_id === workerId
+        // The subscription joins before the replay snapshot is taken: no gap and no duplicate.
+        const { live, snapshot: { replay, start } } = yield* bus.subscribe({ workerId }, () => {
+          const lastSeq = backlog.lastSeq()
+          const start = o.after ?? lastSeq
+          // Events at or before `after` are skipped live (a cursor the hub has not reached yet).
+          return {
+            upTo: Math.max(start, lastSeq),
+            snapshot: { replay: backlog.range(start, lastSeq, byWorker), start }
+          }
+        })
+        return EventBus.untilLagged(Stream.concat(Stream.fromIterable(replay), live), {
+          runtimeId: options.runtimeId,
+          workerId,
+          cursor: o.after !== undefined && epoch !== undefined
+            ? Cursor.encode(epoch, start)
+            : Option.getOrElse(headCursor, () => ""),
+          seq: start,
+          message: `subscriber fell more than ${options.subscriberBuffer} events behind (or the runtime's ` +
+          "event stream was reset); resume from the cursor"
+        })
+      })
+
+    return {
+      publish,
+      start,
+      reset,
+      head: () => headCursor,
+      covers,
+      subscriberCount: bus.size,
+      subscribe
+    } satisfies Hub
+  })

@@ -1,0 +1,258 @@
+import { Cause, Chunk, Effect, Option, PubSub, type Queue, type Scope, Stream } from "effect"
+import type { RuntimeEvent } from "./Domain.js"
+
+/** The marker that ends a subscriber which fell behind; `untilLagged` turns it into a `stream.lagged` event. */
+export const LAGGED: unique symbol = Symbol("lagged")
+export type Lagged = typeof LAGGED
+
+/** What the bus needs of an item: its place in the log and, for worker topics, its worker. */
+export interface Routed {
+  readonly seq: number
+  readonly worker_id?: string | undefined
+}
+
+export interface Registration<S> {
+  /** Items at or below this seq are left out of the live part (the snapshot already holds them). */
+  readonly upTo: number
+  /** Whatever the subscriber must read as it registers, such as a replay backlog. */
+  readonly snapshot: S
+}
+
+export interface Subscription<A, S> {
+  readonly snapshot: S
+  /** What was published after the snapshot, ending with `LAGGED` if the subscriber overflowed. */
+  readonly live: Stream.Stream<A | Lagged>
+}
+
+export interface SubscribeOptions<A> {
+  /** Subscribes to one worker's topic instead of the whole log. */
+  readonly workerId?: string | undefined
+  /** A further filter (kinds); the bound counts every item of the topic, matched or not. */
+  readonly matches?: ((item: A) => boolean) | undefined
+}
+
+/**
+ * The live half of the event log, built on `PubSub`: one unbounded `PubSub` for the whole log and one per worker
+ * topic (made when a worker-scoped subscriber arrives, dropped when its last one leaves). Every publish checks the
+ * size of each subscription of the topics it reached; one holding more than `buffer` undelivered items is cut: its
+ * first `buffer` items are kept, it leaves the `PubSub`, and its stream ends with `LAGGED` after them. So a slow
+ * reader never blocks the publisher, never holds more than `buffer` items, and never loses items silently; a
+ * sliding `PubSub` would drop silently and a bounded one would stall every publisher.
+ */
+export interface EventBus<A extends Routed> {
+  /** Publishes items in seq order; never waits for a subscriber. */
+  readonly publish: (items: ReadonlyArray<A>) => Effect.Effect<void>
+  /**
+   * Publishes at once, in the caller's synchronous step (so that the order of publishes is the order of calls), and
+   * returns the effect that cuts the subscribers it overflowed; run it next.
+   */
+  readonly unsafePublish: (items: ReadonlyArray<A>) => Effect.Effect<void>
+  /** Ends every subscriber with `LAGGED`, for a source that lost continuity. */
+  readonly endAll: Effect.Effect<void>
+  /** `endAll` in the caller's synchronous step: what is published after it reaches none of today's subscribers. */
+  readonly unsafeEndAll: () => Effect.Effect<void>
+  readonly size: () => number
+  /**
+   * Subscribes until the scope closes. The subscription joins its `PubSub` before `register` takes its snapshot, and
+   * live items up to the snapshot's `upTo` are skipped, so snapshot and live items have no gap and no duplicate.
+   */
+  readonly subscribe: <S>(
+    options: SubscribeOptions<A>,
+    register: () => Registration<S>
+  ) => Effect.Effect<Subscription<A, S>, never, Scope.Scope>
+}
+
+interface Subscriber<A> {
+  readonly dequeue: Queue.Dequeue<A>
+  readonly topic: Topic<A>
+  /** Set when the subscriber is cut: how many of the items it holds it still delivers before `LAGGED`. */
+  limit: number
+  /** Set when the cut is done: those items. */
+  held: ReadonlyArray<A> | undefined
+}
+
+interface Topic<A> {
+  readonly workerId: string | undefined
+  readonly pubsub: PubSub.PubSub<A>
+  readonly subscribers: Set<Subscriber<A>>
+}
+
+export const make = <A extends Routed>(options: { readonly buffer: number }): Effect.Effect<EventBus<A>> =>
+  Effect.map(PubSub.unbounded<A>(), (all) => {
+    const buffer = Math.max(1, options.buffer)
+    const runtimeTopic: Topic<A> = { workerId: undefined, pubsub: all, subscribers: new Set() }
+    const workerTopics = new Map<string, Topic<A>>()
+    let count = 0
+
+    const remove = (sub: Subscriber<A>) => {
+      if (!sub.topic.subscribers.delete(sub)) return
+      count -= 1
+      const { workerId } = sub.topic
+      if (workerId !== undefined && sub.topic.subscribers.size === 0 && workerTopics.get(workerId) === sub.topic) {
+        workerTopics.delete(workerId)
+      }
+    }
+
+    /** Keeps what a cut subscriber still delivers, then takes it out of its `PubSub`. */
+    const cut = (sub: Subscriber<A>) =>
+      Effect.flatMap(sub.dequeue.takeAll, (items) => {
+        const all = Chunk.toReadonlyArray(items)
+        sub.held = all.length > sub.limit ? all.slice(0, sub.limit) : all
+        return sub.dequeue.shutdown
+      })
+
+    const overflowed = (topic: Topic<A>, into: Array<Subscriber<A>>) => {
+      for (const sub of topic.subscribers) {
+        const size = sub.dequeue.unsafeSize()
+        if (Option.isSome(size) && size.value <= buffer) continue
+        remove(sub)
+        sub.limit = buffer
+        into.push(sub)
+      }
+    }
+
+    const unsafePublish: EventBus<A>["unsafePublish"] = (items) => {
+      if (items.length === 0 || count === 0) return Effect.void
+      const touched = new Set<Topic<A>>()
+      for (const item of items) {
+        if (runtimeTopic.subscribers.size > 0) {
+          all.unsafeOffer(item)
+          touched.add(runtimeTopic)
+        }
+        const topic = item.worker_id === undefined ? undefined : workerTopics.get(item.worker_id)
+        if (topic !== undefined) {
+          topic.pubsub.unsafeOffer(item)
+          touched.add(topic)
+        }
+      }
+      const cuts: Array<Subscriber<A>> = []
+      for (const topic of touched) overflowed(topic, cuts)
+      return cuts.length === 0 ? Effect.void : Effect.uninterruptible(Effect.forEach(cuts, cut, { discard: true }))
+    }
+
+    const publish: EventBus<A>["publish"] = (items) => Effect.suspend(() => unsafePublish(items))
+
+    const unsafeEndAll = () => {
+      const cuts: Array<Subscriber<A>> = []
+      for (const topic of [runtimeTopic, ...workerTopics.values()]) {
+        for (const sub of topic.subscribers) {
+          remove(sub)
+          sub.limit = Option.getOrElse(sub.dequeue.unsafeSize(), () => 0)
+          cuts.push(sub)
+        }
+      }
+      return Effect.uninterruptible(Effect.forEach(cuts, cut, { discard: true }))
+    }
+
+    /** The topic a subscriber joins, made if it does not exist yet (`fresh` is used only then). */
+    const topicFor = (workerId: string | undefined, fresh: PubSub.PubSub<A> | undefined): Topic<A> => {
+      if (workerId === undefined || fresh === undefined) return runtimeTopic
+      const existing = workerTopics.get(workerId)
+      if (existing !== undefined) return existing
+      const topic: Topic<A> = { workerId, pubsub: fresh, subscribers: new Set() }
+      workerTopics.set(workerId, topic)
+      return topic
+    }
+
+    const subscribe: EventBus<A>["subscribe"] = (o, register) =>
+      Effect.gen(function*() {
+        const fresh = o.workerId === undefined ? undefined : yield* PubSub.unbounded<A>()
+        const sub = yield* Effect.acquireRelease(
+          Effect.suspend(() => {
+            const topic = topicFor(o.workerId, fresh)
+            return Effect.map(PubSub.subscribe(topic.pubsub), (dequeue): Subscriber<A> => {
+              const sub: Subscriber<A> = { dequeue, topic, limit: buffer, held: undefined }
+              topic.subscribers.add(sub)
+              count += 1
+              return sub
+            })
+          }),
+          (sub) => Effect.sync(() => remove(sub))
+        ).pipe(Effect.uninterruptible)
+        const { snapshot, upTo } = register()
+        return { snapshot, live: liveStream(sub, upTo, o.matches) }
+      })
+
+    return {
+      publish,
+      unsafePublish,
+      endAll: Effect.suspend(unsafeEndAll),
+      unsafeEndAll,
+      size: () => count,
+      subscribe
+    }
+  })
+
+/**
+ * Takes whatever is waiting in one pull (a publish of many items wakes the reader once, and it then gets them all),
+ * skipping what the snapshot held; ends when the subscription is shut down, with `LAGGED` if it was cut.
+ */
+const liveStream = <A extends Routed>(
+  sub: Subscriber<A>,
+  upTo: number,
+  matches: ((item: A) => boolean) | undefined
+): Stream.Stream<A | Lagged> => {
+  const keep = (item: A) => item.seq > upTo && (matches === undefined || matches(item))
+  const pull: Effect.Effect<Chunk.Chunk<A>, Option.Option<never>> = Effect.zipWith(
+    sub.dequeue.take,
+    sub.dequeue.takeAll,
+    (first, rest) => {
+      const out: Array<A> = []
+      if (keep(first)) out.push(first)
+      for (const item of rest) if (keep(item)) out.push(item)
+      return Chunk.unsafeFromArray(out)
+    }
+  ).pipe(
+    Effect.catchAllCause((cause) =>
+      Cause.isInterruptedOnly(cause) ? Effect.fail(Option.none()) : Effect.failCause(cause)
+    )
+  )
+  return Stream.repeatEffectChunkOption(pull).pipe(
+    Stream.concat(Stream.suspend(() => {
+      if (sub.held === undefined) return Stream.empty
+      const held: Array<A | Lagged> = sub.held.filter(keep)
+      held.push(LAGGED)
+      return Stream.fromIterable(held)
+    }))
+  )
+}
+
+export interface LaggedOptions {
+  readonly runtimeId: string
+  readonly workerId?: string | undefined
+  /** The position to resume from if the subscriber lags before any event reaches it. */
+  readonly cursor: string
+  readonly seq: number
+  readonly message: string
+}
+
+/**
+ * Passes events through, turns `LAGGED` into a final `stream.lagged` event carrying the cursor of the last event
+ * delivered, and ends there.
+ */
+export const untilLagged = <E, R>(
+  stream: Stream.Stream<RuntimeEvent | Lagged, E, R>,
+  options: LaggedOptions
+): Stream.Stream<RuntimeEvent, E, R> => {
+  let last = options.cursor
+  let lastSeq = options.seq
+  return stream.pipe(
+    Stream.map((item): RuntimeEvent => {
+      if (item === LAGGED) {
+        return {
+          cursor: last,
+          seq: lastSeq,
+          runtime_id: options.runtimeId,
+          ...(options.workerId === undefined ? {} : { worker_id: options.workerId }),
+          kind: "stream.lagged",
+          at: new Date().toISOString(),
+          data: { resume_cursor: last, message: options.message }
+        }
+      }
+      last = item.cursor
+      lastSeq = item.seq
+      return item
+    }),
+    Stream.takeUntil((e) => e.kind === "stream.lagged")
+  )
+}
