@@ -1,4 +1,4 @@
-import { Domain } from "@yoi/worker-runtime"
+import { Domain } from "@yoi/worker-runtime/schema"
 import { Schema } from "effect"
 
 // What browsers see. Nothing here carries an endpoint, token, socket path, session path or file path.

@@ -2,8 +2,8 @@ import { NodeContext } from "@effect/platform-node"
 import { SqlClient, SqlSchema } from "@effect/sql"
 import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
 import { Context, Duration, Effect, Layer, Schema, type Scope } from "effect"
-import { InternalError, InvalidInput } from "./Errors.js"
-import { type AuditAction, type AuditOutcome, type AuditPage, AuditRecord } from "./Views.js"
+import { InternalError, InvalidInput } from "@yoi/backend-api/Errors"
+import { type AuditAction, type AuditOutcome, type AuditPage, AuditRecord } from "@yoi/backend-api/Views"
 
 export interface AuditEntry {
   readonly actor: string

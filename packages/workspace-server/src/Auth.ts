@@ -1,28 +1,19 @@
-import { HttpApiMiddleware, HttpApiSecurity, HttpServerRequest } from "@effect/platform"
+import { HttpServerRequest } from "@effect/platform"
+import { Authentication, REQUEST_ID_HEADER } from "@yoi/backend-api/Authentication"
 import { Config, Context, Effect, Layer, Option, Redacted } from "effect"
 import * as NodeCrypto from "node:crypto"
-import { Unauthorized } from "./Errors.js"
+import { Unauthorized } from "@yoi/backend-api/Errors"
 
-/** Who is calling and under which request id; every command's audit record carries both. */
-export interface CallerShape {
-  /** `token` for a script with the bearer token, `session:<label>` for a browser session. */
-  readonly actor: string
-  readonly requestId: string
-}
-
-export class Caller extends Context.Tag("@yoi/workspace-server/Caller")<Caller, CallerShape>() {}
-
-export const SESSION_COOKIE = "yoi_session"
-export const REQUEST_ID_HEADER = "x-request-id"
-
-export const sessionCookie = HttpApiSecurity.apiKey({ in: "cookie", key: SESSION_COOKIE })
-
-/** Every `/api` route: `Authorization: Bearer <backend token>` for scripts, the session cookie for browsers. */
-export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("@yoi/workspace-server/Authentication", {
-  failure: Unauthorized,
-  provides: Caller,
-  security: { bearer: HttpApiSecurity.bearer, cookie: sessionCookie }
-}) {}
+// The middleware tag and the caller it provides are part of the browser contract (`@yoi/backend-api`); this module
+// implements them.
+export {
+  Authentication,
+  Caller,
+  type CallerShape,
+  REQUEST_ID_HEADER,
+  SESSION_COOKIE,
+  sessionCookie
+} from "@yoi/backend-api/Authentication"
 
 /** The Backend's own token. Runtime credentials are separate and never reach a browser. */
 export interface BackendTokenShape {

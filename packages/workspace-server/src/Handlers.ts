@@ -2,8 +2,8 @@ import { HttpApiBuilder, HttpServerRequest, HttpServerResponse } from "@effect/p
 import { Chunk, Duration, Effect, Layer, Schedule, Stream } from "effect"
 import { Audit } from "./Audit.js"
 import { BackendToken, Caller, SESSION_COOKIE, SESSION_TTL_SECONDS, Sessions, tokenMatches } from "./Auth.js"
-import { BrowserApi } from "./BrowserApi.js"
-import { InvalidInput, PayloadTooLarge, Unauthorized } from "./Errors.js"
+import { BrowserApi } from "@yoi/backend-api/BrowserApi"
+import { InvalidInput, PayloadTooLarge, Unauthorized } from "@yoi/backend-api/Errors"
 import { EventProxy, type Frame } from "./EventProxy.js"
 import { RuntimeRegistry } from "./RuntimeRegistry.js"
 

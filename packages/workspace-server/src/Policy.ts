@@ -1,8 +1,8 @@
 import { Context, Effect, Layer } from "effect"
 import type { CallerShape } from "./Auth.js"
 import type { ResolvedConfig } from "./Config.js"
-import { Forbidden } from "./Errors.js"
-import type { AuditAction } from "./Views.js"
+import { Forbidden } from "@yoi/backend-api/Errors"
+import type { AuditAction } from "@yoi/backend-api/Views"
 
 export interface RuntimeRules {
   /** Commands are refused with `Forbidden` (and audited as denied). */

@@ -1,6 +1,6 @@
 import { HttpApiEndpoint, HttpApiGroup } from "@effect/platform"
 import { Schema } from "effect"
-import { Authentication } from "../Auth.js"
+import { Authentication } from "../Authentication.js"
 import { InternalError, InvalidInput } from "../Errors.js"
 import { AuditPage } from "../Views.js"
 
