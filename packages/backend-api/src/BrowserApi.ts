@@ -1,4 +1,5 @@
 import { HttpApi } from "@effect/platform"
+import { AccountGroup, SignInGroup } from "./api/AccountGroup.js"
 import { AuditGroup } from "./api/AuditGroup.js"
 import { EventsGroup } from "./api/EventsGroup.js"
 import { ListingsGroup } from "./api/ListingsGroup.js"
@@ -15,6 +16,8 @@ export class BrowserApi extends HttpApi.make("yoi-backend")
   .add(ListingsGroup)
   .add(AuditGroup)
   .add(SessionGroup)
+  .add(SignInGroup)
+  .add(AccountGroup)
   .addError(InvalidInput)
   .addError(Unauthorized)
   .addError(RouteNotFound)

@@ -1,3 +1,4 @@
+export * as AccountGroup from "./api/AccountGroup.js"
 export * as Authentication from "./Authentication.js"
 export * as BrowserApi from "./BrowserApi.js"
 export * as Errors from "./Errors.js"
