@@ -122,7 +122,7 @@ const App = () => {
         </ul>
         <div className="sidebar-foot">
           <StreamHealth />
-          <div className="muted small" title="Signed in as">{actor}</div>
+          <div className="muted small">Signed in{actor.startsWith("session:") ? "" : ` as ${actor}`}</div>
           <button type="button" className="button button-quiet button-wide" onClick={() => void signOut()}>Sign out</button>
         </div>
       </nav>
