@@ -186,4 +186,217 @@ describe("the console", () => {
     assert.deepStrictEqual(await axeViolations(page), [])
     await page.context().close()
   })
+
+  const createSlow = async (runtimeId: string, name: string) => {
+    const created = await api(backend.url, backend.token, "POST", `/api/runtimes/${runtimeId}/workers`, {
+      display_name: name,
+      engine: { provider: "echo", chunk_size: 2, delay_ms: 60 }
+    })
+    assert.strictEqual(created.status, 201, JSON.stringify(created.json))
+    return created.json.worker.worker_id as string
+  }
+
+  const workerOf = async (runtimeId: string, workerId: string) =>
+    (await api(backend.url, backend.token, "GET", `/api/runtimes/${runtimeId}/workers/${workerId}`)).json
+
+  const confirmIn = async (page: Page, action: string) => {
+    const dialog = page.getByRole("dialog")
+    await dialog.waitFor()
+    await dialog.getByRole("button", { name: action, exact: true }).click()
+    await dialog.waitFor({ state: "hidden" })
+  }
+
+  for (const runtimeId of ["local", "remote"]) {
+    it(`creates, talks to, cancels, stops, restores and deletes workers on ${runtimeId}`, async () => {
+      const page = await signedIn()
+      await page.goto(`${backend.url}/runtimes/${runtimeId}`)
+      await page.getByRole("heading", { name: /^Workers on/, level: 1 }).waitFor()
+
+      // Create through the dialog: it offers what the runtime offers.
+      await page.getByRole("button", { name: "New worker" }).click()
+      const dialog = page.getByRole("dialog")
+      await dialog.getByLabel("Name").fill(`Writer on ${runtimeId}`)
+      await dialog.getByLabel(/^(Profile|Engine)$/).selectOption("echo")
+      if (runtimeId === "local") await screenshot(page, "create-worker")
+      await dialog.getByRole("button", { name: "Create worker" }).click()
+      await page.getByRole("heading", { name: `Writer on ${runtimeId}`, level: 1 }).waitFor()
+      const workerId = decodeURIComponent(new URL(page.url()).pathname.split("/").pop()!)
+
+      // Send: the echo comes back.
+      const composer = page.getByLabel("Message")
+      await composer.fill(`Draft the notes for ${runtimeId}`)
+      await composer.press("Enter")
+      await page.locator("[data-kind=assistant_message]").filter({ hasText: `Draft the notes for ${runtimeId}` }).waitFor()
+      await until("the worker to be idle", async () =>
+        (await page.locator("[data-testid=worker-status]").getAttribute("data-status")) === "idle" ? true : undefined)
+      if (runtimeId === "local") {
+        await screenshot(page, "worker")
+        assert.deepStrictEqual(await axeViolations(page), [])
+      }
+
+      // Cancel a running turn from the worker view; the list showed it running live.
+      const slowId = await createSlow(runtimeId, `Slow on ${runtimeId}`)
+      await page.goto(`${backend.url}/runtimes/${runtimeId}`)
+      const slowBadge = page.locator(`[data-testid="status-${slowId}"]`)
+      await slowBadge.waitFor()
+      assert.strictEqual(await slowBadge.getAttribute("data-status"), "idle")
+      const long = "x".repeat(400)
+      const sent = await api(backend.url, backend.token, "POST", `/api/runtimes/${runtimeId}/workers/${slowId}/input`,
+        { text: long })
+      assert.strictEqual(sent.status, 202)
+      await page.locator(`[data-testid="status-${slowId}"][data-status=running]`).waitFor()
+      await page.getByRole("link", { name: `Slow on ${runtimeId}` }).click()
+      await page.getByRole("button", { name: "Cancel" }).click()
+      await until("the turn to be cancelled", async () =>
+        (await workerOf(runtimeId, slowId)).last_turn?.outcome === "cancelled" ? true : undefined)
+      await page.locator("[data-testid=worker-status][data-status=idle]").waitFor()
+      await page.getByLabel("Message").waitFor({ state: "visible" })
+      assert.isTrue(await page.getByLabel("Message").isEnabled())
+
+      // Stop, filter, restore, stop again and delete from the list, each after a confirmation.
+      await page.goto(`${backend.url}/runtimes/${runtimeId}`)
+      const row = page.locator(`tr[data-worker="${workerId}"]`)
+      await row.waitFor()
+      await row.getByRole("button", { name: `Stop Writer on ${runtimeId}` }).click()
+      await confirmIn(page, "Stop")
+      await page.locator(`[data-testid="status-${workerId}"][data-status=stopped]`).waitFor()
+      await page.getByLabel("Status").selectOption("running")
+      await row.waitFor({ state: "detached" })
+      await page.getByLabel("Status").selectOption("stopped")
+      await row.waitFor()
+      await page.getByLabel("Status").selectOption("all")
+      await row.getByRole("button", { name: `Restore Writer on ${runtimeId}` }).click()
+      await confirmIn(page, "Restore")
+      await page.locator(`[data-testid="status-${workerId}"][data-status=idle]`).waitFor()
+      // Delete is offered only for a stopped worker.
+      assert.isTrue(await row.getByRole("button", { name: `Delete Writer on ${runtimeId}` }).isDisabled())
+      await row.getByRole("button", { name: `Stop Writer on ${runtimeId}` }).click()
+      await confirmIn(page, "Stop")
+      await page.locator(`[data-testid="status-${workerId}"][data-status=stopped]`).waitFor()
+      await row.getByRole("button", { name: `Delete Writer on ${runtimeId}` }).click()
+      await confirmIn(page, "Delete")
+      await row.waitFor({ state: "detached" })
+      assert.strictEqual((await api(backend.url, backend.token, "GET",
+        `/api/runtimes/${runtimeId}/workers/${workerId}`)).status, 404)
+      await page.context().close()
+    })
+  }
+
+  it("shows each runtime's health live: a remote killed goes offline and comes back online", async () => {
+    const page = await signedIn()
+    await page.goto(`${backend.url}/runtimes`)
+    const remoteBadge = page.locator("[data-testid=runtime-status-remote]")
+    await page.locator("[data-testid=runtime-status-local][data-status=online]").waitFor()
+    await page.locator("[data-testid=runtime-status-remote][data-status=online]").waitFor()
+    await page.locator("[data-runtime=local]").getByText("Embedded").waitFor()
+    await page.locator("[data-runtime=remote]").getByText("Remote").first().waitFor()
+    await screenshot(page, "runtimes")
+    assert.deepStrictEqual(await axeViolations(page), [])
+    await remote.proc.stop()
+    await page.locator("[data-testid=runtime-status-remote][data-status=offline]").waitFor()
+    await screenshot(page, "runtimes-offline")
+    // Its workers cannot be listed now: the typed error is shown in words.
+    await page.getByRole("link", { name: "Workers on Remote box →" }).click()
+    await page.getByRole("alert").filter({ hasText: "The runtime cannot be reached right now." }).waitFor()
+    await page.goto(`${backend.url}/runtimes`)
+    remote = await startRuntime(dataDir, remote.port)
+    await page.locator("[data-testid=runtime-status-remote][data-status=online]").waitFor({ timeout: 120_000 })
+    assert.strictEqual(await remoteBadge.getAttribute("data-status"), "online")
+    await page.context().close()
+  })
+
+  it("resumes after a reload mid-turn from the kept cursor, with no entry shown twice", async () => {
+    const slowId = await createSlow("local", "Reloaded")
+    const page = await signedIn()
+    await page.goto(`${backend.url}/runtimes/local/workers/${slowId}`)
+    await page.getByRole("heading", { name: "Reloaded", level: 1 }).waitFor()
+    await page.locator("[data-health=live]").waitFor()
+    const text = "z".repeat(600)
+    await page.getByLabel("Message").fill(text)
+    await page.getByLabel("Message").press("Enter")
+    await until("streamed text", async () => {
+      const shown = await page.locator("[data-kind=streaming] .msg-text").textContent().catch(() => "")
+      return (shown ?? "").includes("zz") ? true : undefined
+    })
+    const kept = await page.evaluate(() => sessionStorage.getItem("yoi.events.cursor"))
+    assert.isString(kept)
+    const streams: Array<string> = []
+    page.on("request", (request) => {
+      if (new URL(request.url()).pathname === "/api/events") streams.push(request.url())
+    })
+    await page.reload()
+    await page.locator("[data-testid=worker-status][data-status=running]").waitFor()
+    await page.locator("[data-kind=assistant_message]").waitFor({ timeout: 120_000 })
+    await page.locator("[data-testid=worker-status][data-status=idle]").waitFor()
+    assert.include(streams[0] ?? "", "cursor=")
+    assert.strictEqual(await page.locator("[data-kind=user_input]").count(), 1)
+    assert.strictEqual(await page.locator("[data-kind=assistant_message]").count(), 1)
+    assert.strictEqual(await page.locator("[data-kind=assistant_message] .msg-text").textContent(), text)
+    const indices = await page.locator("[data-entry]").evaluateAll((els) => els.map((e) => e.getAttribute("data-entry")))
+    assert.deepStrictEqual(indices, ["0", "1"])
+    await page.context().close()
+  })
+
+  it("scrolls a 5,000-entry transcript without rendering every entry", async () => {
+    const page = await signedIn()
+    await page.goto(`${backend.url}/runtimes/local/workers/${LONG_WORKER}`)
+    const log = page.getByRole("log", { name: "Conversation" })
+    await page.locator("[role=log][data-count='5000']").waitFor({ timeout: 120_000 })
+    await page.locator("[data-entry='4999']").waitFor()
+    assert.isBelow(await page.locator(".vrow").count(), 150)
+    await screenshot(page, "worker-5000")
+    await log.evaluate((el) => void (el.scrollTop = 0))
+    await page.locator("[data-entry='0']").waitFor()
+    assert.strictEqual(await page.locator("[data-entry='0'] .msg-text").textContent(), "message 1")
+    assert.strictEqual(await page.locator("[data-entry='4999']").count(), 0)
+    await log.evaluate((el) => void (el.scrollTop = el.scrollHeight / 2))
+    await until("the middle of the transcript", async () => {
+      const shown = await page.locator("[data-entry]").evaluateAll((els) => els.map((e) => Number(e.getAttribute("data-entry"))))
+      return shown.some((i) => i > 1_500 && i < 3_500) ? shown : undefined
+    })
+    assert.isBelow(await page.locator(".vrow").count(), 150)
+    await page.context().close()
+  })
+
+  it("lists every worker across runtimes and pages the audit, filtered by runtime, worker and action", async () => {
+    const page = await signedIn()
+    await page.goto(`${backend.url}/workers`)
+    await page.getByRole("heading", { name: "Workers", level: 1 }).waitFor()
+    await page.getByRole("link", { name: "Companion", exact: true }).last().waitFor()
+    await page.getByRole("link", { name: "Slow on remote" }).waitFor()
+    await screenshot(page, "workers")
+    assert.deepStrictEqual(await axeViolations(page), [])
+
+    await page.getByRole("link", { name: "Audit" }).click()
+    await page.getByRole("heading", { name: "Audit", level: 1 }).waitFor()
+    await page.locator("tr[data-audit-action]").first().waitFor()
+    await screenshot(page, "audit")
+    assert.deepStrictEqual(await axeViolations(page), [])
+    await page.getByLabel("Action").selectOption("delete")
+    await until("only deletes", async () => {
+      const actions = await page.locator("tr[data-audit-action]").evaluateAll((els) =>
+        els.map((e) => e.getAttribute("data-audit-action")))
+      return actions.length === 2 && actions.every((a) => a === "delete") ? actions : undefined
+    })
+    await page.getByLabel("Runtime").selectOption("remote")
+    await until("the remote's delete only", async () => {
+      const rows = await page.locator("tr[data-audit-action] td:nth-child(4)").allTextContents()
+      return rows.length === 1 && rows[0] === "remote" ? rows : undefined
+    })
+    await page.getByLabel("Action").selectOption("")
+    await page.getByLabel("Runtime").selectOption("")
+    await page.getByLabel("Worker").fill("companion")
+    await until("the Companion's commands only", async () => {
+      const rows = await page.locator("tr[data-audit-action] td:nth-child(5)").allTextContents()
+      return rows.length > 0 && rows.every((r) => r === "companion") ? rows : undefined
+    })
+    await page.context().close()
+  })
+
+  it("asked nothing of any origin but the Backend's, and broke no CSP rule", () => {
+    assert.isAbove(requested.length, 50)
+    const foreign = requested.filter((url) => !url.startsWith(`${backend.url}/`) && !url.startsWith("data:"))
+    assert.deepStrictEqual(foreign, [])
+    assert.deepStrictEqual(consoleErrors.filter((e) => /Content Security Policy/i.test(e)), [])
+  })
 })

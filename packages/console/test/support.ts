@@ -52,7 +52,11 @@ const spawn = (bin: string, args: ReadonlyArray<string>, env: Record<string, str
 }
 
 /** Polls until `check` answers a value (not undefined), or fails after `timeoutMs` naming what it waited for. */
-export const until = async <A>(what: string, check: () => A | undefined | Promise<A | undefined>, timeoutMs = 60_000) => {
+export const until = async <A>(
+  what: string,
+  check: () => A | undefined | Promise<A | undefined>,
+  timeoutMs = 60_000
+) => {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const value = await check()

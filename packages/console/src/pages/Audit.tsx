@@ -54,30 +54,27 @@ export const Audit = () => {
         </div>
       </header>
       <form className="filters" onSubmit={(e) => e.preventDefault()} aria-label="Filter the audit trail">
-        <label className="inline-label">Runtime
-          <select value={runtimeId} onChange={(e) => {
+        <label className="inline-label" htmlFor="audit-runtime">Runtime</label>
+        <select id="audit-runtime" value={runtimeId} onChange={(e) => {
             setRuntimeId(e.target.value)
             restart()
           }}>
             <option value="">All</option>
-            {(runtimes ?? []).map((r) => <option key={r.runtime_id} value={r.runtime_id}>{r.display_name}</option>)}
-          </select>
-        </label>
-        <label className="inline-label">Worker
-          <input value={workerId} placeholder="worker id" onChange={(e) => {
+          {(runtimes ?? []).map((r) => <option key={r.runtime_id} value={r.runtime_id}>{r.display_name}</option>)}
+        </select>
+        <label className="inline-label" htmlFor="audit-worker">Worker</label>
+        <input id="audit-worker" value={workerId} placeholder="worker id" onChange={(e) => {
             setWorkerId(e.target.value)
-            restart()
-          }} />
-        </label>
-        <label className="inline-label">Action
-          <select value={action} onChange={(e) => {
+          restart()
+        }} />
+        <label className="inline-label" htmlFor="audit-action">Action</label>
+        <select id="audit-action" value={action} onChange={(e) => {
             setAction(e.target.value)
             restart()
           }}>
             <option value="">All</option>
-            {actions.map((a) => <option key={a} value={a}>{a}</option>)}
-          </select>
-        </label>
+          {actions.map((a) => <option key={a} value={a}>{a}</option>)}
+        </select>
       </form>
       <ErrorBanner text={error} />
       {page === undefined ? <Spinner label="loading" /> : page.items.length === 0 ? (

@@ -137,18 +137,20 @@ const CreateDialog = (props: {
           <ErrorBanner text={error} />
           <label>Name<input value={name} onChange={(e) => setName(e.target.value)} required maxLength={200}
             autoFocus placeholder="e.g. Release notes writer" /></label>
-          <label>Runtime
-            <select value={runtimeId} onChange={(e) => setRuntimeId(e.target.value)}
+          <div className="field">
+            <label htmlFor="create-runtime">Runtime</label>
+            <select id="create-runtime" value={runtimeId} onChange={(e) => setRuntimeId(e.target.value)}
               disabled={props.fixedRuntime !== undefined}>
               {usable.map((r) => <option key={r.runtime_id} value={r.runtime_id}>{r.display_name} ({r.status})</option>)}
             </select>
-          </label>
+          </div>
           {choices.length > 0 && (
-            <label>{offer.profiles.length > 0 ? "Profile" : "Engine"}
-              <select value={chosen} onChange={(e) => setEngine(e.target.value)}>
+            <div className="field">
+              <label htmlFor="create-engine">{offer.profiles.length > 0 ? "Profile" : "Engine"}</label>
+              <select id="create-engine" value={chosen} onChange={(e) => setEngine(e.target.value)}>
                 {choices.map((c) => <option key={c.value} value={c.value} disabled={!c.ready}>{c.label}</option>)}
               </select>
-            </label>
+            </div>
           )}
           {offer.tools.length > 0 && (
             <fieldset>
@@ -258,11 +260,10 @@ export const Workers = (props: { readonly runtimeId: string | undefined }) => {
           </p>
         </div>
         <div className="header-side">
-          <label className="inline-label">Status
-            <select value={filter} onChange={(e) => setFilter(e.target.value as typeof filter)}>
-              {statusFilters.map((s) => <option key={s} value={s}>{s === "all" ? "All" : s[0]!.toUpperCase() + s.slice(1)}</option>)}
-            </select>
-          </label>
+          <label className="inline-label" htmlFor="status-filter">Status</label>
+          <select id="status-filter" value={filter} onChange={(e) => setFilter(e.target.value as typeof filter)}>
+            {statusFilters.map((s) => <option key={s} value={s}>{s === "all" ? "All" : s[0]!.toUpperCase() + s.slice(1)}</option>)}
+          </select>
           <button type="button" className="button button-primary" onClick={() => setCreating(true)}
             disabled={runtimes === undefined}>New worker</button>
         </div>
