@@ -127,6 +127,8 @@ export const useChat = (runtimeId: string, workerId: string): Chat => {
     held.current = []
     setLoading(true)
     void (async () => {
+      await Events.ready()
+      if (mine !== generation.current) return
       const got = await call((c) => c.workers.get({ path }))
       if (mine !== generation.current) return
       if (!got.ok) {

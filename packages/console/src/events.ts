@@ -162,6 +162,22 @@ export const onHealth = (listener: (health: StreamHealth) => void): (() => void)
 
 export const currentHealth = (): StreamHealth => health
 
+/**
+ * Resolves once the stream is open. A view lists only after this, so that everything committed after its listing
+ * reaches it through the stream (a stream opened without a cursor starts from now).
+ */
+export const ready = (): Promise<void> =>
+  health === "live"
+    ? Promise.resolve()
+    : new Promise((resolve) => {
+      const off = onHealth((next) => {
+        if (next === "live") {
+          off()
+          resolve()
+        }
+      })
+    })
+
 /** Views re-list when the stream could not resume without a gap. */
 export const onRelist = (listener: () => void): (() => void) => {
   relistListeners.add(listener)

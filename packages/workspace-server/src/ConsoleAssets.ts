@@ -1,8 +1,8 @@
 import { FileSystem, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeFileSystem } from "@effect/platform-node"
-import { Effect, Option } from "effect"
+import { Effect, Either, Option } from "effect"
+import { createRequire } from "node:module"
 import * as NodePath from "node:path"
-import { fileURLToPath } from "node:url"
 
 /**
  * The console's built files (`@yoi/console`'s `dist/`), read once at start and served from memory: `index.html`
@@ -49,9 +49,13 @@ const contentTypes: Record<string, string> = {
 /** The console's client-side routes: each answers `index.html`, and the page routes itself. */
 const pageRoute = /^\/(?:|signin|runtimes(?:\/[^/]+(?:\/workers\/[^/]+)?)?|workers|audit)\/?$/
 
-/** Where `npm ci` (the root `prepare` script) builds the console. */
-export const defaultDir = (): string =>
-  NodePath.join(NodePath.dirname(fileURLToPath(import.meta.resolve("@yoi/console/package.json"))), "dist")
+const require = createRequire(import.meta.url)
+
+/** Where `npm ci` (the root `prepare` script) builds the console; `false` when `@yoi/console` is not installed. */
+export const defaultDir = (): string | false =>
+  Either.try(() => NodePath.join(NodePath.dirname(require.resolve("@yoi/console/package.json")), "dist")).pipe(
+    Either.getOrElse(() => false as const)
+  )
 
 /** Reads the built console; `None` when it has not been built (the Backend then serves its API only). */
 export const load = (dir: string): Effect.Effect<Option.Option<ConsoleAssets>> =>

@@ -238,6 +238,11 @@ export const layerSignIn = HttpApiBuilder.group(BrowserApi, "signin", (handlers)
         if (origin !== undefined && (!URL.canParse(origin) || new URL(origin).host !== request.headers.host)) {
           return yield* new Unauthorized({ message: "sign in from this Backend's own page" })
         }
+        // JSON only: an HTML form on another site can post urlencoded or multipart bodies without a preflight.
+        const contentType = (request.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase()
+        if (contentType !== "application/json") {
+          return yield* new InvalidInput({ field: "content-type", message: "sign in with a JSON body" })
+        }
         if (!tokenMatches(token, payload.token.trim())) {
           return yield* new Unauthorized({ message: "that is not this Backend's token" })
         }

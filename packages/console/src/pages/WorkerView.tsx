@@ -32,7 +32,7 @@ export const WorkerView = (props: { readonly runtimeId: string; readonly workerI
           <h1 id="page-title">{name}</h1>
           {w !== undefined && (
             <p className="muted small">
-              {engineLabel(w.engine)} · {formatTokens(w.usage)} · {w.usage.turns} turns · {w.transcript_length} entries
+              {engineLabel(w.engine)} · {formatTokens(w.usage)} · {w.usage.turns} {w.usage.turns === 1 ? "turn" : "turns"} · {w.transcript_length} entries
             </p>
           )}
         </div>

@@ -301,7 +301,7 @@ export const Workers = (props: { readonly runtimeId: string | undefined }) => {
                   <td>{engineLabel(w.engine)}</td>
                   <td className="small">
                     {formatNumber(w.usage.input_tokens + w.usage.output_tokens)} tokens
-                    <div className="muted">{formatNumber(w.usage.turns)} turns</div>
+                    <div className="muted">{formatNumber(w.usage.turns)} {w.usage.turns === 1 ? "turn" : "turns"}</div>
                   </td>
                   <td className="small">
                     {w.last_turn === undefined ? <span className="muted">none</span> : (
