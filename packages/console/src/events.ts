@@ -76,7 +76,25 @@ const dispatch = (message: MessageEvent<string>) => {
   }
 }
 
-const kinds: ReadonlyArray<string> = [...Domain.EventKind.literals, "stream.error"]
+// An EventSource dispatches a named frame only to a listener for that name; the console listens for the kinds it
+// shows (every frame is still decoded with the shared schema, and a kind it does not know is ignored).
+const kinds: ReadonlyArray<string> = [
+  "worker.created",
+  "worker.status",
+  "worker.deleted",
+  "turn.started",
+  "turn.delta",
+  "turn.tool_call",
+  "turn.tool_result",
+  "turn.usage",
+  "turn.completed",
+  "turn.failed",
+  "turn.cancelled",
+  "turn.interrupted",
+  "transcript.appended",
+  "stream.lagged",
+  "stream.error"
+]
 
 const open = () => {
   if (retryTimer !== undefined) clearTimeout(retryTimer)
