@@ -92,7 +92,7 @@ try {
   })
   if (existing.status === 404) {
     await call("POST", "/api/runtimes/local/workers", {
-      worker_id: "companion", display_name: "Companion", engine: { provider: "echo", chunk_size: 8, delay_ms: 5 }
+      worker_id: "companion", display_name: "Companion", engine: { provider: "echo", chunk_size: 4, delay_ms: 20 }
     })
   }
   const idle = async () => {
@@ -117,31 +117,47 @@ try {
   await context.route(`${url}/bench-bare`, (route) =>
     route.fulfill({ status: 200, contentType: "text/html", body: bare("first token please, from the bare page") }))
 
-  const firstToken = (page: Page, selector: string) =>
-    page.waitForFunction((s) => {
-      const el = (globalThis as any).document.querySelector(s) as { textContent: string | null } | null
-      return el !== null && (el.textContent ?? "").length > 0 && !(el.textContent ?? "").includes("Thinking")
-        ? performance.now()
-        : undefined
-    }, selector, { polling: "raf", timeout: 60_000 }).then((h) => h.jsonValue() as Promise<number>)
+  // A MutationObserver, installed before any page script runs, notes when streamed reply text first appears (the
+  // echo streams 4 characters every 20 ms, so the text in progress is on screen for a while).
+  await context.addInitScript(() => {
+    const g = globalThis as any
+    const observer = new g.MutationObserver(() => {
+      if (g.__firstToken !== undefined) return
+      const streaming = g.document.querySelector("[data-kind=streaming] .msg-text")
+      const text = streaming?.textContent ?? ""
+      const shown = (text.length > 0 && !text.includes("Thinking")) ||
+        (g.document.getElementById("out")?.textContent ?? "").length > 0
+      if (shown) g.__firstToken = performance.now()
+    })
+    g.addEventListener("DOMContentLoaded", () =>
+      observer.observe(g.document.body, { childList: true, subtree: true, characterData: true }))
+  })
 
+  const firstToken = (page: Page) =>
+    page.waitForFunction(() => (globalThis as any).__firstToken, undefined, { timeout: 60_000 })
+      .then((h) => h.jsonValue() as Promise<number>)
+
+  const readyMs: Array<number> = []
   const consoleRound = async () => {
     const page = await context.newPage()
     await page.goto(`${url}/`)
     const composer = page.getByLabel("Message")
     await composer.waitFor()
-    await page.waitForFunction(() => !(globalThis as any).document.getElementById("composer-text").disabled,
-      undefined, { polling: "raf" })
+    const ready = await page.waitForFunction(() => {
+      const el = (globalThis as any).document.getElementById("composer-text")
+      return el !== null && !el.disabled ? performance.now() : undefined
+    }, undefined, { polling: "raf" }).then((h) => h.jsonValue() as Promise<number>)
+    readyMs.push(ready)
     await composer.fill("first token please, from the console")
     await composer.press("Enter")
-    const at = await firstToken(page, "[data-kind=streaming] .msg-text")
+    const at = await firstToken(page)
     await page.close()
     return at
   }
   const bareRound = async () => {
     const page = await context.newPage()
     await page.goto(`${url}/bench-bare`)
-    const at = await firstToken(page, "#out")
+    const at = await firstToken(page)
     await page.close()
     return at
   }
@@ -151,6 +167,7 @@ try {
   await bareRound()
   await idle()
   const consoleMs: Array<number> = []
+  readyMs.length = 0
   const bareMs: Array<number> = []
   for (let i = 0; i < ROUNDS; i++) {
     consoleMs.push(await consoleRound())
@@ -167,6 +184,7 @@ try {
   console.log(`first token, navigation to first streamed text on screen, median of ${ROUNDS}:`)
   console.log(`  bare EventSource page ${median(bareMs).toFixed(0)} ms  [${bareMs.map((x) => x.toFixed(0)).join(" ")}]`)
   console.log(`  console               ${median(consoleMs).toFixed(0)} ms  [${consoleMs.map((x) => x.toFixed(0)).join(" ")}]`)
+  console.log(`  (console ready to type: median ${median(readyMs).toFixed(0)} ms)`)
   console.log(`  ratio ${ratio.toFixed(2)}x (aim <= 1.2x: ${ratio <= 1.2 ? "met" : "NOT met"})`)
 } finally {
   backend.kill("SIGTERM")

@@ -1,6 +1,6 @@
 import type { Views } from "@yoi/backend-api"
 import { useCallback, useEffect, useRef, useState } from "react"
-import { call, describe } from "./api.js"
+import { call, describe, type Result } from "./api.js"
 import * as Events from "./events.js"
 
 /** Re-reads every `ms` while mounted (runtime health has no event: the Backend probes, the page asks). */
@@ -25,10 +25,15 @@ export const usePolling = <A>(read: () => Promise<A | undefined>, ms: number, de
   return [value, refresh] as const
 }
 
+let prefetched: Promise<Result<Views.RuntimeList>> | undefined = call((c) => c.runtimes.list())
+
 export const useRuntimes = (ms = 2_000) => {
   const [error, setError] = useState<string | undefined>(undefined)
   const [list, refresh] = usePolling(async () => {
-    const got = await call((c) => c.runtimes.list())
+    // The first reader takes the list fetched while the page started.
+    const first = prefetched
+    prefetched = undefined
+    const got = await (first ?? call((c) => c.runtimes.list()))
     if (!got.ok) {
       setError(describe(got.problem))
       return undefined

@@ -66,13 +66,18 @@ const titles: Record<Route["page"], string> = {
   notFound: "Not found"
 }
 
+// Started as soon as the script runs, in parallel: the session check, the event stream (closed again if there is
+// no session) and the runtimes list the Companion needs. The first screen then waits for one round trip, not three.
+const firstSession = call((c) => c.account.session())
+Events.start()
+
 const App = () => {
   const route = useRoute()
   const [session, setSession] = useState<"unknown" | "in" | "out">("unknown")
   const [actor, setActor] = useState("")
 
-  const check = async () => {
-    const got = await call((c) => c.account.session())
+  const check = async (first = false) => {
+    const got = await (first ? firstSession : call((c) => c.account.session()))
     if (got.ok) {
       setActor(got.value.actor)
       setSession("in")
@@ -80,7 +85,7 @@ const App = () => {
   }
 
   useEffect(() => {
-    void check()
+    void check(true)
     return onSignedOut(() => setSession("out"))
   }, [])
 

@@ -1,3 +1,4 @@
+import { useEffect } from "react"
 import { useChat } from "../chat.js"
 import { ChatView } from "../ChatView.js"
 import { useRuntimes } from "../data.js"
@@ -35,15 +36,33 @@ const CompanionChat = (props: { readonly runtimeId: string }) => {
   )
 }
 
-/** `/`: the Companion, on the Backend's embedded runtime. */
+const REMEMBERED = "yoi.companion.runtime"
+
+const remembered = (): string | undefined => {
+  try {
+    return localStorage.getItem(REMEMBERED) ?? undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** `/`: the Companion, on the Backend's embedded runtime (remembered, so the chat opens before the list arrives). */
 export const Companion = () => {
   const { runtimes, error } = useRuntimes(30_000)
-  if (runtimes === undefined) {
-    return error === undefined ? <div className="page-loading"><Spinner label="loading" /></div> : <Empty>{error}</Empty>
-  }
-  const embedded = runtimes.find((r) => r.kind === "embedded")
-  if (embedded === undefined) {
+  const embedded = runtimes?.find((r) => r.kind === "embedded")?.runtime_id
+  const known = runtimes === undefined ? remembered() : embedded
+  useEffect(() => {
+    try {
+      if (embedded !== undefined) localStorage.setItem(REMEMBERED, embedded)
+    } catch {
+      // storage may be disabled
+    }
+  }, [embedded])
+  if (known === undefined) {
+    if (runtimes === undefined) {
+      return error === undefined ? <div className="page-loading"><Spinner label="loading" /></div> : <Empty>{error}</Empty>
+    }
     return <Empty><h1>Companion</h1><p>This Backend runs no embedded runtime, so it has no Companion.</p></Empty>
   }
-  return <CompanionChat runtimeId={embedded.runtime_id} />
+  return <CompanionChat runtimeId={known} key={known} />
 }

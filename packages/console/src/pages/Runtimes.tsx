@@ -40,7 +40,7 @@ const RuntimeCard = (props: { readonly runtime: Views.RuntimeView }) => {
         </div>
         <div className="wide">
           <dt>Usage</dt>
-          <dd>{usage === undefined ? "unknown" : `${formatTokens(usage)} · ${formatNumber(usage.turns)} turns`}</dd>
+          <dd>{usage === undefined ? "unknown" : `${formatTokens(usage)} · ${formatNumber(usage.turns)} ${usage.turns === 1 ? "turn" : "turns"}`}</dd>
         </div>
         <div className="wide">
           <dt>{offer.profiles.length > 0 ? "Profiles" : "Engines"}</dt>
