@@ -1,5 +1,5 @@
 import { HttpApi, type HttpApiScalar, OpenApi } from "@effect/platform"
-import { Domain } from "@yoi/worker-runtime"
+import { Domain } from "@yoi/worker-runtime/schema"
 import { Context } from "effect"
 
 /** Relative to the origin that serves the document, so generated clients and `/docs` call the server they came from. */

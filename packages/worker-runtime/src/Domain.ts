@@ -1,6 +1,9 @@
 import { JSONSchema, Schema } from "effect"
 import { RuntimeId, TurnId, WorkerId } from "./Ids.js"
 
+/** The version of the runtime and its wire contract. */
+export const VERSION = "0.1.0"
+
 export const Timestamp = Schema.String.annotations({ description: "ISO-8601 UTC timestamp" })
 
 /**

@@ -50,7 +50,9 @@ import * as ScopePolicy from "./internal/scopePolicy.js"
 import * as Profiles from "./Profiles.js"
 import { type CommitBatch, type DiagnosticDraft, type StoreError, WorkerStore } from "./WorkerStore.js"
 
-export const VERSION = "0.1.0"
+import { VERSION } from "./Domain.js"
+
+export { VERSION }
 
 export interface RuntimeConfigShape {
   readonly runtimeId: RuntimeId

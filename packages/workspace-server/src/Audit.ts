@@ -2,8 +2,8 @@ import { NodeContext } from "@effect/platform-node"
 import { SqlClient, SqlSchema } from "@effect/sql"
 import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
 import { Context, Duration, Effect, Layer, Schema, type Scope } from "effect"
-import { InternalError, InvalidInput } from "./Errors.js"
-import { type AuditAction, type AuditOutcome, type AuditPage, AuditRecord } from "./Views.js"
+import { InternalError, InvalidInput } from "@yoi/backend-api/Errors"
+import { type AuditAction, type AuditOutcome, type AuditPage, AuditRecord } from "@yoi/backend-api/Views"
 
 export interface AuditEntry {
   readonly actor: string
@@ -20,6 +20,7 @@ export interface AuditQuery {
   readonly page_token?: string | undefined
   readonly runtime_id?: string | undefined
   readonly worker_id?: string | undefined
+  readonly action?: AuditAction | undefined
 }
 
 /** The Backend's audit trail: one record per command through the Backend, allowed or not, newest first. */
@@ -89,6 +90,7 @@ export const make: Effect.Effect<AuditService, never, SqlClient.SqlClient | Scop
       before: Schema.Number,
       runtime_id: Schema.NullOr(Schema.String),
       worker_id: Schema.NullOr(Schema.String),
+      action: Schema.NullOr(Schema.String),
       limit: Schema.Number
     }),
     Result: Row,
@@ -97,7 +99,8 @@ export const make: Effect.Effect<AuditService, never, SqlClient.SqlClient | Scop
         sql.and([
           sql`id < ${q.before}`,
           ...(q.runtime_id === null ? [] : [sql`runtime_id = ${q.runtime_id}`]),
-          ...(q.worker_id === null ? [] : [sql`worker_id = ${q.worker_id}`])
+          ...(q.worker_id === null ? [] : [sql`worker_id = ${q.worker_id}`]),
+          ...(q.action === null ? [] : [sql`action = ${q.action}`])
         ])
       } ORDER BY id DESC LIMIT ${q.limit}`
   })
@@ -161,6 +164,7 @@ export const make: Effect.Effect<AuditService, never, SqlClient.SqlClient | Scop
       before,
       runtime_id: query.runtime_id ?? null,
       worker_id: query.worker_id ?? null,
+      action: query.action ?? null,
       limit: limit + 1
     }).pipe(
       Effect.tapError((e) => Effect.logError("could not read the audit trail", e)),

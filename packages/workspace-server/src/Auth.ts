@@ -1,35 +1,45 @@
-import { HttpApiMiddleware, HttpApiSecurity, HttpServerRequest } from "@effect/platform"
-import { Config, Context, Effect, Layer, Option, Redacted } from "effect"
+import { FileSystem, HttpServerRequest } from "@effect/platform"
+import { Authentication, REQUEST_ID_HEADER } from "@yoi/backend-api/Authentication"
+import { Config, Context, Data, Effect, Layer, Option, Redacted } from "effect"
+import * as NodePath from "node:path"
 import * as NodeCrypto from "node:crypto"
-import { Unauthorized } from "./Errors.js"
+import { Unauthorized } from "@yoi/backend-api/Errors"
 
-/** Who is calling and under which request id; every command's audit record carries both. */
-export interface CallerShape {
-  /** `token` for a script with the bearer token, `session:<label>` for a browser session. */
-  readonly actor: string
-  readonly requestId: string
-}
-
-export class Caller extends Context.Tag("@yoi/workspace-server/Caller")<Caller, CallerShape>() {}
-
-export const SESSION_COOKIE = "yoi_session"
-export const REQUEST_ID_HEADER = "x-request-id"
-
-export const sessionCookie = HttpApiSecurity.apiKey({ in: "cookie", key: SESSION_COOKIE })
-
-/** Every `/api` route: `Authorization: Bearer <backend token>` for scripts, the session cookie for browsers. */
-export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("@yoi/workspace-server/Authentication", {
-  failure: Unauthorized,
-  provides: Caller,
-  security: { bearer: HttpApiSecurity.bearer, cookie: sessionCookie }
-}) {}
+// The middleware tag and the caller it provides are part of the browser contract (`@yoi/backend-api`); this module
+// implements them.
+export {
+  Authentication,
+  Caller,
+  type CallerShape,
+  REQUEST_ID_HEADER,
+  SESSION_COOKIE,
+  sessionCookie
+} from "@yoi/backend-api/Authentication"
 
 /** The Backend's own token. Runtime credentials are separate and never reach a browser. */
 export interface BackendTokenShape {
   readonly token: Redacted.Redacted<string>
-  /** True when no token was configured and one was generated at start (it is then printed in a login URL). */
+  /**
+   * True when the token was not configured (`YOI_BACKEND_TOKEN`) but generated: it is then printed in a login URL.
+   * A token kept in the data directory stays generated on every later start.
+   */
   readonly generated: boolean
+  /** The file that keeps a generated token (mode 0600), when there is one. */
+  readonly file?: string | undefined
 }
+
+/** The file in the data directory that keeps a generated Backend token across restarts. */
+export const TOKEN_FILE = "backend-token"
+
+const configuredToken = Config.option(Config.redacted("YOI_BACKEND_TOKEN")).pipe(
+  Effect.orElseSucceed(() => Option.none<Redacted.Redacted<string>>()),
+  Effect.map(Option.filter((t) => Redacted.value(t).trim().length > 0))
+)
+
+const freshToken = () => NodeCrypto.randomBytes(24).toString("base64url")
+
+/** The token kept in the data directory could not be read or written. Fails the start. */
+export class TokenFileError extends Data.TaggedError("TokenFileError")<{ readonly message: string }> {}
 
 export class BackendToken extends Context.Tag("@yoi/workspace-server/BackendToken")<BackendToken, BackendTokenShape>() {
   static readonly layer = (token: string): Layer.Layer<BackendToken> =>
@@ -38,15 +48,42 @@ export class BackendToken extends Context.Tag("@yoi/workspace-server/BackendToke
   /** `YOI_BACKEND_TOKEN`, or a random token generated at start. */
   static readonly layerConfig: Layer.Layer<BackendToken> = Layer.effect(
     BackendToken,
-    Config.option(Config.redacted("YOI_BACKEND_TOKEN")).pipe(
-      Effect.orElseSucceed(() => Option.none<Redacted.Redacted<string>>()),
-      Effect.map(Option.filter((t) => Redacted.value(t).trim().length > 0)),
-      Effect.map(Option.match({
-        onNone: () => ({ token: Redacted.make(NodeCrypto.randomBytes(24).toString("base64url")), generated: true }),
-        onSome: (token) => ({ token, generated: false })
-      }))
-    )
+    Effect.map(configuredToken, Option.match({
+      onNone: () => ({ token: Redacted.make(freshToken()), generated: true }),
+      onSome: (token) => ({ token, generated: false })
+    }))
   )
+
+  /**
+   * `YOI_BACKEND_TOKEN`, or the token kept in `<dataDir>/backend-token` (mode 0600), generated and written there on
+   * the first start so that the login link and `$YOI_BACKEND_TOKEN` stay valid across restarts.
+   */
+  static readonly layerDataDir = (
+    dataDir: string
+  ): Layer.Layer<BackendToken, TokenFileError, FileSystem.FileSystem> =>
+    Layer.effect(
+      BackendToken,
+      Effect.gen(function*() {
+        const configured = yield* configuredToken
+        if (Option.isSome(configured)) return { token: configured.value, generated: false }
+        const fs = yield* FileSystem.FileSystem
+        const file = NodePath.join(dataDir, TOKEN_FILE)
+        const failed = (e: { readonly message: string }) =>
+          new TokenFileError({ message: `cannot keep the Backend token in ${file}: ${e.message}` })
+        const kept = yield* fs.readFileString(file).pipe(
+          Effect.map((text) => Option.some(text.trim()).pipe(Option.filter((t) => t.length > 0))),
+          Effect.catchTag("SystemError", (e) => e.reason === "NotFound" ? Effect.succeed(Option.none()) : Effect.fail(e)),
+          Effect.mapError(failed)
+        )
+        if (Option.isSome(kept)) {
+          yield* fs.chmod(file, 0o600).pipe(Effect.mapError(failed))
+          return { token: Redacted.make(kept.value), generated: true, file }
+        }
+        const token = freshToken()
+        yield* fs.writeFileString(file, `${token}\n`, { mode: 0o600 }).pipe(Effect.mapError(failed))
+        return { token: Redacted.make(token), generated: true, file }
+      })
+    )
 }
 
 const digest = (value: string) => NodeCrypto.createHash("sha256").update(value, "utf8").digest()
@@ -67,6 +104,8 @@ const MAX_SESSIONS = 10_000
 export interface SessionsService {
   readonly create: Effect.Effect<string>
   readonly lookup: (id: string) => Effect.Effect<Option.Option<string>>
+  /** Ends a session (sign-out); unknown ids are ignored. */
+  readonly remove: (id: string) => Effect.Effect<void>
 }
 
 export class Sessions extends Context.Tag("@yoi/workspace-server/Sessions")<Sessions, SessionsService>() {
@@ -94,7 +133,8 @@ export class Sessions extends Context.Tag("@yoi/workspace-server/Sessions")<Sess
             return Option.none()
           }
           return Option.some(session.label)
-        })
+        }),
+      remove: (id) => Effect.sync(() => void sessions.delete(id))
     }
   })
 }
@@ -108,7 +148,8 @@ const unsafeMethods = new Set(["POST", "PUT", "PATCH", "DELETE"])
 
 /**
  * A cookie-authenticated command must come from this Backend's own pages: SameSite=Strict already keeps the cookie
- * off cross-site requests, and a mismatching `Origin` is refused as well.
+ * off cross-site requests, a mismatching `Origin` is refused as well, and the command must declare a JSON body
+ * (`Content-Type: application/json`, even when it has no body), which no HTML form can send without a preflight.
  */
 const sameOrigin = Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
   if (!unsafeMethods.has(request.method)) return true
@@ -117,6 +158,10 @@ const sameOrigin = Effect.map(HttpServerRequest.HttpServerRequest, (request) => 
   const host = request.headers.host
   return host !== undefined && URL.canParse(origin) && new URL(origin).host === host
 })
+
+const declaresJson = Effect.map(HttpServerRequest.HttpServerRequest, (request) =>
+  !unsafeMethods.has(request.method) ||
+  (request.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase() === "application/json")
 
 const refused = new Unauthorized({
   message: "authentication required: send Authorization: Bearer <backend token>, or open /login?token=<backend token>"
@@ -138,6 +183,11 @@ export const layer: Layer.Layer<Authentication, never, BackendToken | Sessions> 
           if (Option.isNone(label)) return yield* refused
           if (!(yield* sameOrigin)) {
             return yield* new Unauthorized({ message: "a cross-origin request cannot use the session cookie" })
+          }
+          if (!(yield* declaresJson)) {
+            return yield* new Unauthorized({
+              message: "a command sent with the session cookie must have Content-Type: application/json"
+            })
           }
           return { actor: `session:${label.value}`, requestId: yield* requestId }
         })

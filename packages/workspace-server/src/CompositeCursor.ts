@@ -1,5 +1,5 @@
 import { Either } from "effect"
-import { CursorInvalid } from "./Errors.js"
+import { CursorInvalid } from "@yoi/backend-api/Errors"
 
 /**
  * The cursor of `GET /api/events`: one position per runtime, `{runtime_id: cursor}` as base64url JSON. Opaque to

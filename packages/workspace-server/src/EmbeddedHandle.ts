@@ -1,6 +1,6 @@
 import { type Domain, Runtime } from "@yoi/worker-runtime"
 import { Effect, Option, Stream } from "effect"
-import type { HandleError } from "./Errors.js"
+import type { HandleError } from "@yoi/backend-api/Errors"
 import { mapRuntimeError } from "./internal/upstream.js"
 import type { RuntimeHandle } from "./RuntimeHandle.js"
 

@@ -2,7 +2,7 @@ import { type Domain, SseWire } from "@yoi/worker-runtime"
 import { Context, Effect, Either, Layer, Option, type Scope, Stream } from "effect"
 import type { CallerShape } from "./Auth.js"
 import * as CompositeCursor from "./CompositeCursor.js"
-import type * as Errors from "./Errors.js"
+import type * as Errors from "@yoi/backend-api/Errors"
 import type { RuntimeHandle } from "./RuntimeHandle.js"
 import { RuntimeRegistry, type RuntimeRegistryService } from "./RuntimeRegistry.js"
 

@@ -3,8 +3,8 @@ import { Sse } from "@yoi/runtime-server"
 import { Duration, Effect, Layer } from "effect"
 import { Audit } from "./Audit.js"
 import { BackendToken, Caller, SESSION_COOKIE, SESSION_TTL_SECONDS, Sessions, tokenMatches } from "./Auth.js"
-import { BrowserApi } from "./BrowserApi.js"
-import { InvalidInput, PayloadTooLarge, Unauthorized } from "./Errors.js"
+import { BrowserApi } from "@yoi/backend-api/BrowserApi"
+import { InvalidInput, PayloadTooLarge, Unauthorized } from "@yoi/backend-api/Errors"
 import { cursorOf as frameCursor, encode as encodeFrames, EventProxy, type FrameStream } from "./EventProxy.js"
 import { RuntimeRegistry } from "./RuntimeRegistry.js"
 
@@ -153,13 +153,29 @@ export const layerAudit = HttpApiBuilder.group(BrowserApi, "audit", (handlers) =
           limit,
           page_token: urlParams.page_token,
           runtime_id: urlParams.runtime_id,
-          worker_id: urlParams.worker_id
+          worker_id: urlParams.worker_id,
+          action: urlParams.action
         })
       }))
   }))
 
-/** Where `/login` sends the browser once the cookie is set. */
-export const AFTER_LOGIN = "/api/runtimes"
+/** Where `/login` sends the browser once the cookie is set: the console. */
+export const AFTER_LOGIN = "/"
+/** Where `/login` sends a browser whose token is wrong: the console's sign-in form, which says so. */
+export const LOGIN_FAILED = "/signin?failed=1"
+
+const setSession = (id: string) => (response: HttpServerResponse.HttpServerResponse) =>
+  HttpServerResponse.setCookie(response, SESSION_COOKIE, id, {
+    httpOnly: true,
+    sameSite: "strict",
+    path: "/",
+    maxAge: Duration.seconds(SESSION_TTL_SECONDS)
+  }).pipe(Effect.orDie)
+
+const wantsHtml = Effect.map(
+  HttpServerRequest.HttpServerRequest,
+  (request) => (request.headers.accept ?? "").includes("text/html")
+)
 
 export const layerSession = HttpApiBuilder.group(BrowserApi, "session", (handlers) =>
   Effect.gen(function*() {
@@ -169,20 +185,57 @@ export const layerSession = HttpApiBuilder.group(BrowserApi, "session", (handler
       .handle("login", ({ urlParams }) =>
         Effect.gen(function*() {
           if (urlParams.token === undefined || !tokenMatches(token, urlParams.token)) {
+            // A person who opened a stale link sees the sign-in form saying so; a script gets the typed error.
+            if (yield* wantsHtml) return HttpServerResponse.redirect(LOGIN_FAILED, { status: 303 })
             return yield* new Unauthorized({ message: "the login token is missing or wrong" })
           }
           const id = yield* sessions.create
-          return yield* HttpServerResponse.redirect(AFTER_LOGIN, { status: 303 }).pipe(
-            HttpServerResponse.setCookie(SESSION_COOKIE, id, {
-              httpOnly: true,
-              sameSite: "strict",
-              path: "/",
-              maxAge: Duration.seconds(SESSION_TTL_SECONDS)
-            }),
+          return yield* setSession(id)(HttpServerResponse.redirect(AFTER_LOGIN, { status: 303 }))
+        }))
+      .handle("healthz", () => Effect.succeed({ status: "ok" as const }))
+  }))
+
+/** A sign-in from the console's form: same origin only (the cookie is SameSite=Strict, and so is this). */
+export const layerSignIn = HttpApiBuilder.group(BrowserApi, "signin", (handlers) =>
+  Effect.gen(function*() {
+    const { token } = yield* BackendToken
+    const sessions = yield* Sessions
+    return handlers.handle("signIn", ({ payload }) =>
+      Effect.gen(function*() {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const origin = request.headers.origin
+        if (origin !== undefined && (!URL.canParse(origin) || new URL(origin).host !== request.headers.host)) {
+          return yield* new Unauthorized({ message: "sign in from this Backend's own page" })
+        }
+        // JSON only: an HTML form on another site can post urlencoded or multipart bodies without a preflight.
+        const contentType = (request.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase()
+        if (contentType !== "application/json") {
+          return yield* new InvalidInput({ field: "content-type", message: "sign in with a JSON body" })
+        }
+        if (!tokenMatches(token, payload.token.trim())) {
+          return yield* new Unauthorized({ message: "that is not this Backend's token" })
+        }
+        const id = yield* sessions.create
+        return yield* setSession(id)(HttpServerResponse.empty({ status: 204 }))
+      }))
+  }))
+
+/** Who is signed in, and sign-out: the session ends and the cookie is cleared. */
+export const layerAccount = HttpApiBuilder.group(BrowserApi, "account", (handlers) =>
+  Effect.gen(function*() {
+    const sessions = yield* Sessions
+    return handlers
+      .handle("session", () => Effect.map(Caller, (caller) => ({ actor: caller.actor, signed_in: true as const })))
+      .handle("signOut", () =>
+        Effect.gen(function*() {
+          const request = yield* HttpServerRequest.HttpServerRequest
+          const id = request.cookies[SESSION_COOKIE]
+          if (id !== undefined) yield* sessions.remove(id)
+          return yield* HttpServerResponse.empty({ status: 204 }).pipe(
+            HttpServerResponse.expireCookie(SESSION_COOKIE, { path: "/", httpOnly: true, sameSite: "strict" }),
             Effect.orDie
           )
         }))
-      .handle("healthz", () => Effect.succeed({ status: "ok" as const }))
   }))
 
 /** Every group's handlers; needs the registry, the event proxy, audit, the Backend token and sessions. */
@@ -193,5 +246,7 @@ export const layer = (options: SseOptions) =>
     layerEvents,
     layerListings,
     layerAudit,
-    layerSession
+    layerSession,
+    layerSignIn,
+    layerAccount
   ).pipe(Layer.provide(Sse.SseControl.layer(options.heartbeat)))

@@ -2,9 +2,9 @@ import { FileSystem } from "@effect/platform"
 import { Domain, Ids } from "@yoi/worker-runtime"
 import { Effect, Either, Option, Schema, Stream } from "effect"
 import * as NodePath from "node:path"
-import * as Errors from "./Errors.js"
+import * as Errors from "@yoi/backend-api/Errors"
 import type { RuntimeHandle } from "./RuntimeHandle.js"
-import type * as Views from "./Views.js"
+import type * as Views from "@yoi/backend-api/Views"
 
 // The on-disk format of the older pod runner: `<dir>/<name>/metadata.json` per pod and the allocation table
 // `<dir>/workers.json`. Fields this adapter does not show (sockets, session ids, workspace roots, scopes) are read

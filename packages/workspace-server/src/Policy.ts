@@ -2,8 +2,8 @@ import type { Domain } from "@yoi/worker-runtime"
 import { Context, Effect, Layer } from "effect"
 import type { CallerShape } from "./Auth.js"
 import type { ResolvedConfig } from "./Config.js"
-import { Forbidden } from "./Errors.js"
-import type { AuditAction } from "./Views.js"
+import { Forbidden } from "@yoi/backend-api/Errors"
+import type { AuditAction } from "@yoi/backend-api/Views"
 
 export interface RuntimeRules {
   /** Commands are refused with `Forbidden` (and audited as denied). */

@@ -2,11 +2,11 @@ import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { EventsGroup, RuntimeClient, RuntimeEvents } from "@yoi/runtime-api"
 import { type Domain, Ids, Runtime, SseWire } from "@yoi/worker-runtime"
 import { Duration, Effect, Option, Redacted, Schedule, Schema, type Scope, Stream } from "effect"
-import * as Errors from "./Errors.js"
+import * as Errors from "@yoi/backend-api/Errors"
 import * as Hub from "./internal/Hub.js"
 import { mapRuntimeError } from "./internal/upstream.js"
 import type { HandleDescription, RuntimeHandle, SubscribeQuery } from "./RuntimeHandle.js"
-import type * as Views from "./Views.js"
+import type * as Views from "@yoi/backend-api/Views"
 
 export interface RemoteOptions {
   readonly runtimeId: string

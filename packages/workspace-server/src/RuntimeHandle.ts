@@ -1,7 +1,7 @@
 import type { Domain } from "@yoi/worker-runtime"
 import type { Effect, Option, Scope, Stream } from "effect"
-import type { HandleError } from "./Errors.js"
-import type * as Views from "./Views.js"
+import type { HandleError } from "@yoi/backend-api/Errors"
+import type * as Views from "@yoi/backend-api/Views"
 
 export interface ListWorkersQuery {
   readonly status?: string | undefined

@@ -2,11 +2,11 @@ import { Domain, Runtime } from "@yoi/worker-runtime"
 import { Cause, Context, Duration, Effect, Exit, Layer, Option } from "effect"
 import { Audit, type AuditService } from "./Audit.js"
 import type { CallerShape } from "./Auth.js"
-import * as Errors from "./Errors.js"
+import * as Errors from "@yoi/backend-api/Errors"
 import { mapRuntimeError } from "./internal/upstream.js"
 import { Policy, type PolicyService } from "./Policy.js"
 import type { ListWorkersQuery, RuntimeHandle, TranscriptQuery } from "./RuntimeHandle.js"
-import type * as Views from "./Views.js"
+import type * as Views from "@yoi/backend-api/Views"
 import * as Workspace from "./Workspace.js"
 
 /**

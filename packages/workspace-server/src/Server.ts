@@ -14,8 +14,9 @@ import { Duration, Effect, Layer, Option } from "effect"
 import * as NodeCrypto from "node:crypto"
 import type { Audit } from "./Audit.js"
 import * as Auth from "./Auth.js"
-import { BrowserApi } from "./BrowserApi.js"
-import { InternalError, InvalidInput, PayloadTooLarge, RouteNotFound } from "./Errors.js"
+import * as ConsoleAssets from "./ConsoleAssets.js"
+import { BrowserApi } from "@yoi/backend-api/BrowserApi"
+import { InternalError, InvalidInput, PayloadTooLarge, RouteNotFound } from "@yoi/backend-api/Errors"
 import type { EventProxy } from "./EventProxy.js"
 import * as Handlers from "./Handlers.js"
 import type { RuntimeRegistry } from "./RuntimeRegistry.js"
@@ -25,6 +26,8 @@ export interface ServerOptions {
   readonly heartbeat?: Duration.DurationInput | undefined
   /** Larger bodies are refused with `PayloadTooLarge` (413). Default 8 MiB. */
   readonly maxBodyBytes?: number | undefined
+  /** The built console to serve at `/`; default `@yoi/console`'s `dist/`, `false` for the API only. */
+  readonly consoleDir?: string | false | undefined
 }
 
 const validRequestId = /^[A-Za-z0-9._:-]{1,100}$/
@@ -100,8 +103,18 @@ export const layer = (
     Layer.provide(Auth.layer)
   )
   const api = HttpApiBuilder.api(BrowserApi).pipe(Layer.provide(groups))
-  return HttpApiBuilder.httpApp.pipe(
-    Effect.map((app) => HttpServer.serve(guard(app))),
+  const consoleDir = options.consoleDir ?? ConsoleAssets.defaultDir()
+  return Effect.all([
+    HttpApiBuilder.httpApp,
+    consoleDir === false ? Effect.succeedNone : ConsoleAssets.load(consoleDir)
+  ]).pipe(
+    Effect.map(([app, assets]) =>
+      HttpServer.serve(guard(Option.match(assets, {
+        onNone: () => app,
+        onSome: (console) =>
+          Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+            Option.match(ConsoleAssets.respond(console, request), { onNone: () => app, onSome: Effect.succeed }))
+      })))),
     Layer.unwrapEffect,
     // `/openapi.json` holds no data (the API's shape only), so like `/healthz` it needs no token.
     Layer.provide([guardLayer(maxBodyBytes), HttpApiBuilder.middlewareOpenApi()]),

@@ -1,8 +1,8 @@
 import type { Domain } from "@yoi/worker-runtime"
 import { Effect, Stream } from "effect"
-import * as Errors from "./Errors.js"
+import * as Errors from "@yoi/backend-api/Errors"
 import type { RuntimeHandle } from "./RuntimeHandle.js"
-import type * as Views from "./Views.js"
+import type * as Views from "@yoi/backend-api/Views"
 
 /** The metadata key a Backend stamps on the workers it creates; reserved, so no client can set or forge it. */
 export const WORKSPACE_KEY = "yoi.workspace"

@@ -11,7 +11,7 @@ import * as BackendConfig from "./Config.js"
 /** Prints the ready line (and, when the token was generated, the login URL) once the server listens. */
 const announce = Layer.effectDiscard(Effect.gen(function*() {
   const server = yield* HttpServer.HttpServer
-  const { token, generated } = yield* BackendToken
+  const { file, generated, token } = yield* BackendToken
   const address = server.address
   const url = address._tag === "TcpAddress"
     ? `http://${address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname}:${address.port}`
@@ -22,6 +22,7 @@ const announce = Layer.effectDiscard(Effect.gen(function*() {
       ? `sign in: ${url}/login?token=${Redacted.value(token)}`
       : `sign in: ${url}/login?token=<YOI_BACKEND_TOKEN>`
   )
+  if (file !== undefined) yield* Console.log(`token: kept in ${file} (export YOI_BACKEND_TOKEN=$(cat ${file}))`)
 }))
 
 const backend = Effect.gen(function*() {
@@ -36,6 +37,7 @@ const backend = Effect.gen(function*() {
   // The ready line comes only after every runtime, the audit store and the server are up.
   return announce.pipe(
     Layer.provideMerge(Backend.layer({ config, auditDatabase: NodePath.join(dataDir, "backend.db") })),
+    Layer.provideMerge(BackendToken.layerDataDir(dataDir)),
     Layer.provide(NodeHttpServer.layer(HttpErrors.createServer, { host: bind.host, port: bind.port }))
   )
 }).pipe(Layer.unwrapEffect)
@@ -47,7 +49,7 @@ Effect.suspend(() =>
       flags === "help"
         ? Console.log(Cli.USAGE)
         : Layer.launch(backend).pipe(
-          Effect.provide(Layer.mergeAll(NodeContext.layer, NodeHttpClient.layerUndici, BackendToken.layerConfig)),
+          Effect.provide(Layer.mergeAll(NodeContext.layer, NodeHttpClient.layerUndici)),
           Effect.withConfigProvider(Cli.configProvider(flags)),
           // No span exporter is configured: spans (one per request served and per call to a runtime, plus trace
           // headers the runtime then parses) would be pure overhead, about half the proxy's throughput.

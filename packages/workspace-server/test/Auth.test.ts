@@ -48,7 +48,7 @@ describe("browser auth", () => {
 
       const login = yield* call(client, "GET", `/login?token=${TOKEN}`, { token: null })
       assert.strictEqual(login.status, 303)
-      assert.strictEqual(login.headers["location"], "/api/runtimes")
+      assert.strictEqual(login.headers["location"], "/")
       const setCookie = login.headers["set-cookie"]!
       assert.match(setCookie, /^yoi_session=[A-Za-z0-9_-]{40,};/)
       assert.match(setCookie, /HttpOnly/)
@@ -59,8 +59,9 @@ describe("browser auth", () => {
       const cookie = cookieOf(setCookie)
 
       for (const [method, path, body] of browserRoutes) {
-        if (path.endsWith("/events")) continue
-        const reply = yield* call(client, method, path, { token: null, body, headers: { cookie } })
+        if (path.endsWith("/events") || (method === "DELETE" && path === "/api/session")) continue
+        const headers = method === "GET" ? { cookie } : { cookie, "content-type": "application/json" }
+        const reply = yield* call(client, method, path, { token: null, body, headers })
         assert.notStrictEqual(reply.status, 401, `${method} ${path} with the session cookie`)
       }
       const sse = yield* connectSse(client, "/api/events", { token: null, headers: { cookie } })
@@ -74,6 +75,73 @@ describe("browser auth", () => {
       assert.strictEqual(created.status, 201)
       const audit = yield* call(client, "GET", "/api/audit?limit=1")
       assert.match(audit.json.items[0].actor, /^session:[0-9a-f]{8}$/)
+    }))
+
+  it.scopedLive("a stale login link sends a browser to the sign-in form, a script gets the typed 401", () =>
+    Effect.gen(function*() {
+      const { client } = yield* startBackend({ embedded: { runtime_id: "local", store: "memory" } })
+      const browser = yield* call(client, "GET", "/login?token=stale", { token: null, headers: { accept: "text/html" } })
+      assert.strictEqual(browser.status, 303)
+      assert.strictEqual(browser.headers["location"], "/signin?failed=1")
+      assert.isUndefined(browser.headers["set-cookie"])
+    }))
+
+  it.scopedLive("signs in with the token as JSON, tells who is signed in, and signs out", () =>
+    Effect.gen(function*() {
+      const { client, url } = yield* startBackend({ embedded: { runtime_id: "local", store: "memory" } })
+      const wrong = yield* call(client, "POST", "/api/session", { token: null, body: { token: "nope" } })
+      assert.strictEqual(wrong.status, 401)
+      assert.isUndefined(wrong.headers["set-cookie"])
+      const foreign = yield* call(client, "POST", "/api/session", {
+        token: null, body: { token: TOKEN }, headers: { origin: "http://evil.example" }
+      })
+      assert.strictEqual(foreign.status, 401)
+      assert.isUndefined(foreign.headers["set-cookie"])
+      const form = yield* call(client, "POST", "/api/session", {
+        token: null, rawBody: `token=${TOKEN}`, headers: { "content-type": "application/x-www-form-urlencoded" }
+      })
+      assert.strictEqual(form.status, 400)
+      assert.isUndefined(form.headers["set-cookie"])
+
+      const signIn = yield* call(client, "POST", "/api/session", {
+        token: null, body: { token: TOKEN }, headers: { origin: url }
+      })
+      assert.strictEqual(signIn.status, 204)
+      const setCookie = signIn.headers["set-cookie"]!
+      assert.match(setCookie, /HttpOnly/)
+      assert.match(setCookie, /SameSite=Strict/)
+      assert.notInclude(setCookie, TOKEN)
+      const cookie = cookieOf(setCookie)
+      const who = yield* call(client, "GET", "/api/session", { token: null, headers: { cookie } })
+      assert.strictEqual(who.status, 200)
+      assert.match(who.json.actor, /^session:[0-9a-f]{8}$/)
+
+      const out = yield* call(client, "DELETE", "/api/session", {
+        token: null, headers: { cookie, "content-type": "application/json" }
+      })
+      assert.strictEqual(out.status, 204)
+      assert.match(out.headers["set-cookie"]!, /^yoi_session=;.*Max-Age=0/)
+      const after = yield* call(client, "GET", "/api/session", { token: null, headers: { cookie } })
+      assert.strictEqual(after.status, 401)
+    }))
+
+  it.scopedLive("refuses a cookie-authenticated command that does not declare a JSON body", () =>
+    Effect.gen(function*() {
+      const { client } = yield* startBackend({ embedded: { runtime_id: "local", store: "memory" } })
+      const login = yield* call(client, "GET", `/login?token=${TOKEN}`, { token: null })
+      const cookie = cookieOf(login.headers["set-cookie"]!)
+      // What an HTML form on another site could send without a preflight.
+      for (const contentType of ["", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]) {
+        const reply = yield* call(client, "POST", "/api/runtimes/local/workers", {
+          token: null,
+          rawBody: JSON.stringify({ display_name: "Forged" }),
+          headers: { cookie, "content-type": contentType }
+        })
+        assert.strictEqual(reply.status, 401, String(contentType))
+        assert.match(reply.json.message, /Content-Type: application\/json/)
+      }
+      const list = yield* call(client, "GET", "/api/runtimes/local/workers")
+      assert.deepStrictEqual(list.json.items, [])
     }))
 
   it.scopedLive("refuses a cookie-authenticated command from another origin", () =>

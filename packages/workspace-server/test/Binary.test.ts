@@ -98,4 +98,42 @@ describe("yoi-backend binary", () => {
       const code = yield* Effect.promise(() => run.exited)
       assert.oneOf(code, [0, 130, 143, null])
     }), 60_000)
+
+  it.scopedLive("keeps its generated token in the data directory (0600) and reuses it on the next start", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir()
+      const data = NodePath.join(dir, "data")
+      const tokenOf = (run: Run) =>
+        Effect.async<string>((resume) => {
+          const check = () => {
+            const found = /sign in: \S+\/login\?token=(\S+)$/m.exec(run.stdout())
+            if (found !== null && /^token: kept in /m.test(run.stdout())) resume(Effect.succeed(found[1]!))
+            else if (run.child.exitCode !== null) resume(Effect.die(`exited: ${run.stderr()}`))
+            else setTimeout(check, 50)
+          }
+          check()
+        })
+      const first = yield* spawn(["--bind", "127.0.0.1:0", "--data-dir", data], dir)
+      const token = yield* tokenOf(first)
+      const file = NodePath.join(data, "backend-token")
+      assert.strictEqual(NodeFs.readFileSync(file, "utf8").trim(), token)
+      assert.strictEqual(NodeFs.statSync(file).mode & 0o777, 0o600)
+      first.child.kill("SIGTERM")
+      yield* Effect.promise(() => first.exited)
+      const second = yield* spawn(["--bind", "127.0.0.1:0", "--data-dir", data], dir)
+      assert.strictEqual(yield* tokenOf(second), token)
+      // A configured token wins and is never written down.
+      const third = yield* spawn(["--bind", "127.0.0.1:0", "--data-dir", NodePath.join(dir, "other")], dir, {
+        YOI_BACKEND_TOKEN: "configured-token-of-some-length"
+      })
+      yield* Effect.async<void>((resume) => {
+        const check = () => {
+          if (/sign in: \S+<YOI_BACKEND_TOKEN>/.test(third.stdout())) resume(Effect.void)
+          else if (third.child.exitCode !== null) resume(Effect.die(`exited: ${third.stderr()}`))
+          else setTimeout(check, 50)
+        }
+        check()
+      })
+      assert.isFalse(NodeFs.existsSync(NodePath.join(dir, "other", "backend-token")))
+    }), 90_000)
 })

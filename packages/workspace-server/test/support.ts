@@ -35,7 +35,9 @@ export const browserRoutes: ReadonlyArray<readonly ["GET" | "POST" | "DELETE", s
   ["GET", "/api/events"],
   ["GET", "/api/workers"],
   ["GET", "/api/hosts"],
-  ["GET", "/api/audit"]
+  ["GET", "/api/audit"],
+  ["GET", "/api/session"],
+  ["DELETE", "/api/session"]
 ]
 
 /** A runtime served by the real `yoi-runtime` server layer on a loopback port, with a known token. */
@@ -197,7 +199,7 @@ export const call = (
     if (token !== null) request = HttpClientRequest.bearerToken(request, token)
     if (options.headers !== undefined) request = HttpClientRequest.setHeaders(request, options.headers)
     if (options.rawBody !== undefined) {
-      request = HttpClientRequest.bodyText(request, options.rawBody, "application/json")
+      request = HttpClientRequest.bodyText(request, options.rawBody, options.headers?.["content-type"] ?? "application/json")
     } else if (options.body !== undefined) {
       request = yield* HttpClientRequest.bodyJson(request, options.body).pipe(Effect.orDie)
     }

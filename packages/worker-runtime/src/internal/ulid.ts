@@ -1,4 +1,5 @@
-import { randomBytes } from "node:crypto"
+// Web Crypto (a global in Node 20+ and every browser), so the ids module bundles for a browser.
+const randomBytes = (n: number): Uint8Array => globalThis.crypto.getRandomValues(new Uint8Array(n))
 
 const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 

@@ -1,4 +1,4 @@
-import * as Errors from "../Errors.js"
+import * as Errors from "@yoi/backend-api/Errors"
 
 /** The fields a runtime's typed error may carry; read by tag, never trusted for wording. */
 interface UpstreamError {

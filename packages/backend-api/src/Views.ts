@@ -1,4 +1,4 @@
-import { Domain } from "@yoi/worker-runtime"
+import { Domain } from "@yoi/worker-runtime/schema"
 import { Schema } from "effect"
 
 // What browsers see. Nothing here carries an endpoint, token, socket path, session path or file path.
@@ -96,6 +96,9 @@ export type HostView = typeof HostView.Type
 
 export const HostList = Schema.Struct({ items: Schema.Array(HostView) })
 export type HostList = typeof HostList.Type
+
+/** The most audit records one page holds. */
+export const AUDIT_PAGE_MAX = 500
 
 export const AuditAction = Schema.Literal("create", "input", "cancel", "stop", "restore", "delete")
 export type AuditAction = typeof AuditAction.Type

@@ -1,5 +1,5 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
-import { Authentication } from "../Auth.js"
+import { Authentication } from "../Authentication.js"
 import { AllWorkers, HostList } from "../Views.js"
 
 /** The older listings, kept on the new model: all workers of all runtimes (legacy pods included), and hosts. */

@@ -1,7 +1,7 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
-import { Domain } from "@yoi/worker-runtime"
+import { Domain } from "@yoi/worker-runtime/schema"
 import { Schema } from "effect"
-import { Authentication } from "../Auth.js"
+import { Authentication } from "../Authentication.js"
 import {
   CursorExpired,
   CursorInvalid,

@@ -1,5 +1,5 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
-import { Authentication } from "../Auth.js"
+import { Authentication } from "../Authentication.js"
 import { InvalidInput, RuntimeNotFound } from "../Errors.js"
 import { RuntimeList, RuntimeView } from "../Views.js"
 import { RuntimePath } from "./common.js"

@@ -1,16 +1,16 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
-import { AUDIT_PAGE_MAX } from "../Audit.js"
-import { Authentication } from "../Auth.js"
+import { Authentication } from "../Authentication.js"
 import { InternalError, InvalidInput } from "../Errors.js"
-import { AuditPage } from "../Views.js"
+import { AUDIT_PAGE_MAX, AuditAction, AuditPage } from "../Views.js"
 import { Limit } from "./WorkersGroup.js"
 
 export const AuditUrlParams = Schema.Struct({
   limit: Schema.optional(Limit(AUDIT_PAGE_MAX)),
   page_token: Schema.optional(Schema.String),
   runtime_id: Schema.optional(Schema.String),
-  worker_id: Schema.optional(Schema.String)
+  worker_id: Schema.optional(Schema.String),
+  action: Schema.optional(AuditAction)
 })
 
 /** The audit trail of commands, newest first. */

@@ -1,6 +1,8 @@
 import { HttpApi } from "@effect/platform"
-import { ApiDocs, RequestHeadersTooLarge, RequestTimeout } from "@yoi/runtime-api"
-import { Runtime } from "@yoi/worker-runtime"
+import * as ApiDocs from "@yoi/runtime-api/ApiDocs"
+import { RequestHeadersTooLarge, RequestTimeout } from "@yoi/runtime-api/Errors"
+import { Domain } from "@yoi/worker-runtime/schema"
+import { AccountGroup, SignInGroup } from "./api/AccountGroup.js"
 import { AuditGroup } from "./api/AuditGroup.js"
 import { EventsGroup } from "./api/EventsGroup.js"
 import { ListingsGroup } from "./api/ListingsGroup.js"
@@ -17,6 +19,8 @@ export class BrowserApi extends HttpApi.make("yoi-backend")
   .add(ListingsGroup)
   .add(AuditGroup)
   .add(SessionGroup)
+  .add(SignInGroup)
+  .add(AccountGroup)
   .addError(InvalidInput)
   .addError(Unauthorized)
   .addError(RouteNotFound)
@@ -27,7 +31,7 @@ export class BrowserApi extends HttpApi.make("yoi-backend")
   .addError(RequestHeadersTooLarge, { status: 431 })
   .annotateContext(ApiDocs.annotations({
     title: "yoi-backend",
-    version: Runtime.VERSION,
+    version: Domain.VERSION,
     description: "The Backend's browser-facing API: the registered runtimes, their workers and events, the audit " +
       "trail. `/api` routes need the Backend token (bearer) or the session cookie set by `/login`. Every error body " +
       "is `{_tag, message, ...}`; see docs/backend.md.",

@@ -1,5 +1,5 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
-import { Authentication } from "../Auth.js"
+import { Authentication } from "../Authentication.js"
 import {
   CursorExpired,
   CursorInvalid,
