@@ -1,6 +1,6 @@
 import { Command, ValidationError } from "@effect/cli"
 import type { Teardown } from "@effect/platform/Runtime"
-import { Effect, Exit } from "effect"
+import { Console, Effect, Exit } from "effect"
 import * as Commands from "./Commands.js"
 import { type CliError, ExitCode, exitCodeOf } from "./Errors.js"
 
@@ -21,12 +21,29 @@ const describe = (error: CliError): string => {
   }
 }
 
+// eslint-disable-next-line no-control-regex
+const ANSI = /\u001b\[[0-9;]*m/g
+
+const colorAllowed = (stream: NodeJS.WriteStream) =>
+  stream.isTTY === true && (process.env.NO_COLOR ?? "") === "" && process.env.TERM !== "dumb"
+
+/** `@effect/cli` colours its help and errors unconditionally: without a terminal (or with NO_COLOR) they go plain. */
+const plainConsole = (base: Console.Console): Console.Console => {
+  const strip = (args: ReadonlyArray<unknown>) => args.map((a) => (typeof a === "string" ? a.replace(ANSI, "") : a))
+  return {
+    ...base,
+    log: (...args) => colorAllowed(process.stdout) ? base.log(...args) : base.log(...strip(args)),
+    error: (...args) => colorAllowed(process.stderr) ? base.error(...args) : base.error(...strip(args))
+  }
+}
+
 /**
  * `yoi` from a full argv (node, script, args...), to its exit code: 0 ok, 1 a typed error or a failed turn, 2 a
  * usage error (what `@effect/cli` rejects, already printed with the usage), 3 the server cannot be reached.
  */
 export const run = (argv: ReadonlyArray<string>) =>
   Command.run(Commands.yoi, { name: "yoi", version: VERSION })(argv).pipe(
+    (effect) => Console.consoleWith((base) => Effect.withConsole(effect, plainConsole(base))),
     Effect.as<number>(ExitCode.ok),
     Effect.catchAll((error) => {
       if (ValidationError.isValidationError(error)) return Effect.succeed(ExitCode.usage)
