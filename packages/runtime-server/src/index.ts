@@ -1,5 +1,6 @@
 export * as Auth from "./Auth.js"
+export * as Flags from "./Flags.js"
 export * as HttpErrors from "./HttpErrors.js"
 export * as RuntimeServer from "./Server.js"
-export * from "./Shutdown.js"
 export * as Sse from "./Sse.js"
+export * from "./Shutdown.js"
