@@ -64,6 +64,6 @@ export const teardown: Teardown = (exit, onExit) =>
     Exit.isSuccess(exit) && typeof exit.value === "number"
       ? exit.value
       : Exit.isInterrupted(exit)
-      ? 130
-      : ExitCode.failed
+        ? 130
+        : ExitCode.failed
   )

@@ -1,9 +1,9 @@
 import { Args, Command, Options, Prompt } from "@effect/cli"
-import { FetchHttpClient, FileSystem, Terminal } from "@effect/platform"
+import { FetchHttpClient } from "@effect/platform"
 import type { Domain } from "@yoi/worker-runtime"
 import { Config, Effect, Layer, Option, Redacted, Stream } from "effect"
 import * as Chat from "./Chat.js"
-import { ApiFailure, UsageError } from "./Errors.js"
+import { ApiFailure, type CliError, Unreachable, UsageError } from "./Errors.js"
 import * as Output from "./Output.js"
 import * as Remote from "./Remote.js"
 import * as Settings from "./Settings.js"
@@ -212,7 +212,11 @@ const tail = Command.make("tail", {
       onNone: () => Effect.succeed({}),
       onSome: (s) => s.includes("/") ? Effect.map(Remote.parseRef(s), (worker) => ({ worker })) : Effect.succeed({ runtime: s })
     })
-    const follower = yield* remote.follow({ ...scope, cursor: Option.getOrUndefined(flags.since), maxRetries: Infinity })
+    const follower = yield* remote.follow({
+      ...scope,
+      cursor: Option.getOrUndefined(flags.since),
+      maxRetries: Infinity
+    })
     const printCursor = Effect.flatMap(follower.lastCursor, (cursor) =>
       Option.match(cursor, {
         onNone: () => Effect.void,
@@ -225,11 +229,9 @@ const tail = Command.make("tail", {
           .pipe(Effect.uninterruptible)
       ),
       Effect.onExit(() => printCursor),
-      Effect.catchAll((e) =>
-        e._tag === "RuntimeUnavailable"
-          ? Effect.fail(new ApiFailure({ tag: e._tag, message: e.message }))
-          : Effect.fail(new ApiFailure({ tag: e._tag, message: e.message }))
-      )
+      // The reconnect attempts ran out: the server is out of reach.
+      Effect.catchTag("RuntimeUnavailable", (e) => Effect.fail(new Unreachable({ message: e.message }))),
+      Effect.catchAll((e) => Effect.fail(new ApiFailure({ tag: e._tag, message: e.message })))
     )
   }))).pipe(Command.withDescription("Follow events (all, a runtime's or a worker's) with resume; Ctrl-C prints the cursor."))
 
@@ -272,7 +274,7 @@ const transcript = Command.make("transcript", {
 const lifecycle = (
   name: "cancel" | "stop" | "restore" | "delete",
   description: string,
-  run: (remote: Remote.RemoteService, ref: Remote.WorkerRef) => Effect.Effect<unknown, import("./Errors.js").CliError>,
+  run: (remote: Remote.RemoteService, ref: Remote.WorkerRef) => Effect.Effect<unknown, CliError>,
   say: (result: any, ref: string) => string
 ) =>
   Command.make(name, { ...common, ref: workerRef }, (flags) =>
@@ -350,7 +352,11 @@ const login = Command.make("login", {
           : Effect.map(readStdin, (text) => Redacted.make(text.trim()))
     })
     if (Redacted.value(token).length === 0) return yield* new UsageError({ message: "no token given" })
-    const target = yield* Settings.resolveTarget({ url: Option.some(flags.url), runtimeUrl: Option.none(), runtimeToken: Option.none() })
+    const target = yield* Settings.resolveTarget({
+      url: Option.some(flags.url),
+      runtimeUrl: Option.none(),
+      runtimeToken: Option.none()
+    })
     const checked: Settings.Target = { _tag: "Backend", url: target.url, token: Option.some(token) }
     // The token is saved only once the Backend accepted it.
     const items = yield* Effect.flatMap(Remote.Remote, (r) => r.runtimes).pipe(
@@ -397,5 +403,3 @@ export const yoi = Command.make("yoi").pipe(
     audit
   ])
 )
-
-export type Environment = FileSystem.FileSystem | Terminal.Terminal

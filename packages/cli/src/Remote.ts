@@ -27,7 +27,6 @@ export interface CreateOptions {
   readonly workerId: Option.Option<string>
   readonly name: string
   readonly profile: Option.Option<string>
-  readonly engine?: unknown
 }
 
 export interface Page<A> {
@@ -110,6 +109,11 @@ const allPages = <A, E>(
 
 const STATUSES = ["idle", "running", "stopped"] as const
 
+const listParams = (status: (typeof STATUSES)[number] | undefined, page_token: string | undefined) => ({
+  ...(status === undefined ? {} : { status }),
+  ...(page_token === undefined ? {} : { page_token })
+})
+
 const parseStatus = (status: Option.Option<string>) =>
   Option.match(status, {
     onNone: () => Effect.succeed(undefined),
@@ -126,8 +130,7 @@ const parseStatus = (status: Option.Option<string>) =>
 const createBody = (options: CreateOptions) => ({
   display_name: options.name,
   ...(Option.isSome(options.workerId) ? { worker_id: options.workerId.value } : {}),
-  ...(Option.isSome(options.profile) ? { engine: { profile: options.profile.value } } : {}),
-  ...(options.engine !== undefined ? { engine: options.engine } : {})
+  ...(Option.isSome(options.profile) ? { engine: { profile: options.profile.value } } : {})
 }) as unknown as Domain.CreateWorker
 
 const backend = (target: Target, timeout: Duration.Duration) =>
@@ -154,7 +157,7 @@ const backend = (target: Target, timeout: Duration.Duration) =>
             allPages((page_token) =>
               client.workers.list({
                 path: { runtime_id },
-                urlParams: { ...(wanted === undefined ? {} : { status: wanted }), ...(page_token ? { page_token } : {}) }
+                urlParams: listParams(wanted, page_token)
               })
             ).pipe(Effect.mapError(fail)), { concurrency: 4 })
           return lists.flat()
@@ -168,11 +171,17 @@ const backend = (target: Target, timeout: Duration.Duration) =>
           Effect.mapError(fail)
         ),
       cancel: (ref) =>
-        client.workers.cancel({ path: path(ref) }).pipe(Effect.map((r) => r as Domain.CancelResult), Effect.mapError(fail)),
+        client.workers.cancel({ path: path(ref) }).pipe(
+          Effect.map((r) => r as Domain.CancelResult),
+          Effect.mapError(fail)
+        ),
       stop: (ref) => client.workers.stop({ path: path(ref) }).pipe(Effect.mapError(fail)),
       restore: (ref) => client.workers.restore({ path: path(ref) }).pipe(Effect.mapError(fail)),
       delete: (ref) =>
-        client.workers.delete({ path: path(ref) }).pipe(Effect.map((r) => r as Domain.DeleteResult), Effect.mapError(fail)),
+        client.workers.delete({ path: path(ref) }).pipe(
+          Effect.map((r) => r as Domain.DeleteResult),
+          Effect.mapError(fail)
+        ),
       transcript: (ref, options) =>
         transcriptPages(options, (page_token, limit) =>
           client.workers.transcript({
@@ -213,14 +222,16 @@ const transcriptPages = (
   page: (token: string | undefined, limit: number | undefined) => Effect.Effect<TranscriptResult, CliError>
 ): Effect.Effect<TranscriptResult, CliError> =>
   Effect.gen(function*() {
-    let result = yield* page(undefined, options.limit)
+    const first = yield* page(undefined, options.limit)
+    let result = first
     const items = [...result.items]
     while (options.all && result.next_page_token !== undefined) {
       result = yield* page(result.next_page_token, options.limit)
       items.push(...result.items)
     }
-    // The first page's cursor is the one consistent with what was listed before the stream would start.
-    return { items, cursor: result.cursor, ...(result.next_page_token ? { next_page_token: result.next_page_token } : {}) }
+    // The first page's cursor: streaming from it shows nothing twice and misses nothing committed since the listing.
+    const more = result.next_page_token
+    return { items, cursor: first.cursor, ...(more === undefined ? {} : { next_page_token: more }) }
   })
 
 const runtime = (target: Target, timeout: Duration.Duration) =>
@@ -257,7 +268,7 @@ const runtime = (target: Target, timeout: Duration.Duration) =>
           const wanted = yield* parseStatus(status)
           return yield* allPages((page_token) =>
             client.workers.list({
-              urlParams: { ...(wanted === undefined ? {} : { status: wanted }), ...(page_token ? { page_token } : {}) }
+              urlParams: listParams(wanted, page_token)
             })
           ).pipe(Effect.mapError(fail))
         }),
@@ -268,10 +279,12 @@ const runtime = (target: Target, timeout: Duration.Duration) =>
         ),
       get: (ref) => Effect.flatMap(path(ref), (p) => client.workers.get({ path: p }).pipe(Effect.mapError(fail))),
       input: (ref, text) =>
-        Effect.flatMap(path(ref), (p) => client.workers.input({ path: p, payload: { text } }).pipe(Effect.mapError(fail))),
+        Effect.flatMap(path(ref), (p) =>
+          client.workers.input({ path: p, payload: { text } }).pipe(Effect.mapError(fail))),
       cancel: (ref) => Effect.flatMap(path(ref), (p) => client.workers.cancel({ path: p }).pipe(Effect.mapError(fail))),
       stop: (ref) => Effect.flatMap(path(ref), (p) => client.workers.stop({ path: p }).pipe(Effect.mapError(fail))),
-      restore: (ref) => Effect.flatMap(path(ref), (p) => client.workers.restore({ path: p }).pipe(Effect.mapError(fail))),
+      restore: (ref) =>
+        Effect.flatMap(path(ref), (p) => client.workers.restore({ path: p }).pipe(Effect.mapError(fail))),
       delete: (ref) => Effect.flatMap(path(ref), (p) => client.workers.delete({ path: p }).pipe(Effect.mapError(fail))),
       transcript: (ref, options) =>
         Effect.flatMap(path(ref), (p) =>

@@ -1,5 +1,5 @@
 import type { Domain } from "@yoi/worker-runtime"
-import { Effect, Fiber, Option, Ref, Schedule, Stream } from "effect"
+import { Effect, Fiber, Ref, Stream } from "effect"
 import { type CliError, TurnNotCompleted, Unreachable } from "./Errors.js"
 import { cyan, dim, green, Output, red, statusColor, yellow } from "./Output.js"
 import { Remote, type WorkerRef } from "./Remote.js"
@@ -11,6 +11,12 @@ export interface TokenUsage {
 }
 
 /** What `yoi send --json` prints, and what a chat turn returns. */
+export interface ToolCall {
+  readonly name: string
+  readonly arguments: unknown
+  readonly is_error?: boolean
+}
+
 export interface TurnResult {
   readonly runtime_id: string
   readonly worker_id: string
@@ -18,7 +24,7 @@ export interface TurnResult {
   readonly outcome: string
   readonly text: string
   readonly usage: TokenUsage
-  readonly tool_calls: ReadonlyArray<{ readonly name: string; readonly arguments: unknown; readonly is_error?: boolean }>
+  readonly tool_calls: ReadonlyArray<ToolCall>
   readonly error?: { readonly _tag: string; readonly message: string } | undefined
   readonly reason?: string | undefined
 }
@@ -185,12 +191,3 @@ export const requireCompleted = (result: TurnResult): Effect.Effect<TurnResult, 
       tag: result.error?._tag,
       message: result.error?.message ?? result.reason ?? `the turn ended ${result.outcome}`
     }))
-
-/** Polls until a worker is idle again (after a cancel), for at most a few seconds. */
-export const settle = (ref: WorkerRef) =>
-  Effect.flatMap(Remote, (remote) =>
-    remote.get(ref).pipe(
-      Effect.filterOrFail((w) => w.status !== "running", () => "still running"),
-      Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo("5 seconds"))),
-      Effect.option
-    )) as Effect.Effect<Option.Option<Domain.Worker>>

@@ -251,8 +251,8 @@ export const make = (
       const path = options.path !== undefined
         ? options.path(streamOptions.workerId)
         : streamOptions.workerId === undefined
-        ? "/v1/events"
-        : `/v1/workers/${encodeURIComponent(streamOptions.workerId)}/events`
+          ? "/v1/events"
+          : `/v1/workers/${encodeURIComponent(streamOptions.workerId)}/events`
       const kinds = streamOptions.kinds === undefined || streamOptions.kinds.length === 0
         ? undefined
         : streamOptions.kinds.join(",")

@@ -104,8 +104,8 @@ const readyLine = (runtimeId: string) =>
 const isRuntimeId = Schema.is(Ids.RuntimeId)
 
 /**
- * The whole `yoi-runtime` process from its argv: configuration (`@effect/cli` flags over env), logging to stderr, the Runtime
- * over the chosen store, the HTTP server with auth, and the ready line on stdout once it listens.
+ * The whole `yoi-runtime` process from its argv: configuration (`@effect/cli` flags over env), logging to stderr,
+ * the Runtime over the chosen store, the HTTP server with auth, and the ready line on stdout once it listens.
  */
 export const layer = (argv: ReadonlyArray<string>): Layer.Layer<never, StartupError> =>
   Layer.unwrapEffect(Effect.gen(function*() {

@@ -26,12 +26,12 @@ export const parsed = <A>(
   env: string,
   parse: (text: string) => Either.Either<A, string>
 ) =>
-(options: Options.Options<string>): Options.Options<A> =>
-  Options.mapEffect(options, (value) =>
-    Either.match(parse(value), {
-      onLeft: (message) => Effect.fail(invalid(`--${name} (${env}): ${message}`)),
-      onRight: Effect.succeed
-    }))
+  (options: Options.Options<string>): Options.Options<A> =>
+    Options.mapEffect(options, (value) =>
+      Either.match(parse(value), {
+        onLeft: (message) => Effect.fail(invalid(`--${name} (${env}): ${message}`)),
+        onRight: Effect.succeed
+      }))
 
 export const parseInteger = (min: number) => (text: string): Either.Either<number, string> => {
   const n = Number(text.trim())
@@ -114,8 +114,8 @@ export const parse = <A>(
             message: known.has(name)
               ? `${name} needs a value`
               : first.startsWith("-")
-              ? `Unknown option '${first}'`
-              : `Unexpected argument '${first}'`,
+                ? `Unknown option '${first}'`
+                : `Unexpected argument '${first}'`,
             usage: true
           }))
         }
@@ -130,8 +130,8 @@ export const parse = <A>(
               option.shellType === "bash"
                 ? Descriptor.getBashCompletions(descriptor, spec.name)
                 : option.shellType === "zsh"
-                ? Descriptor.getZshCompletions(descriptor, spec.name)
-                : Descriptor.getFishCompletions(descriptor, spec.name),
+                  ? Descriptor.getZshCompletions(descriptor, spec.name)
+                  : Descriptor.getFishCompletions(descriptor, spec.name),
               (lines) => ({ _tag: "Print", text: lines.join("\n") })
             )
           case "SetLogLevel":

@@ -36,7 +36,10 @@ describe("yoi-runtime flags", () => {
         [defaults.runtimeId, defaults.bind, defaults.store, defaults.dataDir, defaults.graceMs, defaults.heartbeatMs],
         ["local", { host: "127.0.0.1", port: 38800 }, Option.none(), ".yoi", 10_000, 15_000]
       )
-      assert.deepStrictEqual([defaults.configFile, defaults.token, defaults.logLevel], [Option.none(), Option.none(), LogLevel.Info])
+      assert.deepStrictEqual(
+        [defaults.configFile, defaults.token, defaults.logLevel],
+        [Option.none(), Option.none(), LogLevel.Info]
+      )
       const config = yield* run(["--config", "profiles.json"], env)
       assert.deepStrictEqual(config.configFile, Option.some("profiles.json"))
       // `@effect/cli`'s built-in --log-level takes the levels it knows; the value still lands in the config.
