@@ -1,4 +1,4 @@
-import { Data } from "effect"
+import { Data, ParseResult } from "effect"
 
 /** Exit codes: 0 ok, 1 a typed error or a failed turn, 2 a usage error, 3 the server cannot be reached. */
 export const ExitCode = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const
@@ -59,7 +59,14 @@ export const fromClientError = (target: string) => (error: unknown): CliError =>
     case "ResponseError":
       return new ApiFailure({ tag: "ResponseError", message: `unexpected answer from ${target}: ${String(e.message)}` })
     case "ParseError":
-      return new ApiFailure({ tag: "InvalidInput", message: String(e.message) })
+      // A request this client refuses to send (the contract does not accept it): say which fields, in one line.
+      return new ApiFailure({
+        tag: "InvalidInput",
+        message: ParseResult.ArrayFormatter.formatErrorSync(error as ParseResult.ParseError)
+          .slice(0, 3)
+          .map((issue) => `${issue.path.join(".") || "request"}: ${issue.message}`)
+          .join("; ")
+      })
     default:
       return typeof e._tag === "string"
         ? new ApiFailure({ tag: e._tag, message: typeof e.message === "string" ? e.message : e._tag })
