@@ -1,6 +1,8 @@
 import { assert, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { execFileSync } from "node:child_process"
+import * as NodeFs from "node:fs"
+import * as NodePath from "node:path"
 import { api, BACKEND_TOKEN, eventually, TestServers } from "./servers.js"
 import * as Servers from "./servers.js"
 
@@ -70,5 +72,23 @@ layer(Servers.layer, { timeout: 180_000, excludeTestServices: true })("yoi chat 
       yield* tmux("send-keys", "-t", name, "C-d")
       yield* eventually(screen(name), (s) => s.includes("exited=0"), "the session to end")
       assert.strictEqual((yield* api(backendUrl, BACKEND_TOKEN, "GET", worker)).json.usage.turns, 2)
+    }))
+
+  it.scoped("yoi login asks for the token on a terminal without echoing it", () =>
+    Effect.gen(function*() {
+      const { backendUrl, bin, home } = yield* TestServers
+      const config = NodePath.join(home, "prompted")
+      const name = yield* session(
+        `env -i PATH="${process.env.PATH}" TERM=xterm-256color XDG_CONFIG_HOME=${config} ` +
+          `${process.execPath} ${bin} login ${backendUrl}; echo "exited=$?"; sleep 60`
+      )
+      yield* eventually(screen(name), (s) => s.includes("Backend token"), "the prompt")
+      yield* tmux("send-keys", "-t", name, BACKEND_TOKEN, "Enter")
+      const done = yield* eventually(screen(name), (s) => s.includes("exited="), "login to finish")
+      assert.include(done, "exited=0")
+      assert.include(done, `logged in to ${backendUrl}`)
+      assert.notInclude(done, BACKEND_TOKEN)
+      const saved = JSON.parse(NodeFs.readFileSync(NodePath.join(config, "yoi", "config.json"), "utf8"))
+      assert.deepStrictEqual(saved, { url: backendUrl, token: BACKEND_TOKEN })
     }))
 })
