@@ -44,9 +44,17 @@ const median = (xs: ReadonlyArray<number>) => {
 }
 
 const dataDir = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "yoi-bench-console-"))
+// The Companion streams 4 characters every 20 ms: its profile is the Backend's config.
+NodeFs.writeFileSync(NodePath.join(dataDir, "backend.json"), JSON.stringify({
+  embedded: {
+    runtime_id: "local",
+    engines: { profiles: { "echo-c4-d20": { provider: "echo", chunk_size: 4, delay_ms: 20 } } }
+  },
+  companion: { profile: "echo-c4-d20" }
+}))
 const backend: ChildProcess = spawn(process.execPath, [
   NodePath.join(ROOT, "packages/workspace-server/bin/yoi-backend.mjs"),
-  "--bind", "127.0.0.1:0", "--data-dir", dataDir
+  "--bind", "127.0.0.1:0", "--data-dir", dataDir, "--config", NodePath.join(dataDir, "backend.json")
 ], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, YOI_BACKEND_TOKEN: "" } })
 let out = ""
 backend.stdout!.on("data", (d) => (out += String(d)))
@@ -87,14 +95,6 @@ try {
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
       ...(body === undefined ? {} : { body: JSON.stringify(body) })
     }).then((r) => r.json() as Promise<any>)
-  const existing = await fetch(`${url}/api/runtimes/local/workers/companion`, {
-    headers: { authorization: `Bearer ${token}` }
-  })
-  if (existing.status === 404) {
-    await call("POST", "/api/runtimes/local/workers", {
-      worker_id: "companion", display_name: "Companion", engine: { provider: "echo", chunk_size: 4, delay_ms: 20 }
-    })
-  }
   const idle = async () => {
     for (;;) {
       const w = await call("GET", "/api/runtimes/local/workers/companion")

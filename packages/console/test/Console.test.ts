@@ -62,7 +62,7 @@ const createCompanion = async () => {
   const created = await api(backend.url, backend.token, "POST", "/api/runtimes/local/workers", {
     worker_id: "companion",
     display_name: "Companion",
-    engine: { provider: "echo", chunk_size: 3, delay_ms: 40 }
+    engine: { profile: "echo-c3-d40" }
   })
   assert.strictEqual(created.status, 201, JSON.stringify(created.json))
 }
@@ -190,7 +190,7 @@ describe("the console", () => {
   const createSlow = async (runtimeId: string, name: string) => {
     const created = await api(backend.url, backend.token, "POST", `/api/runtimes/${runtimeId}/workers`, {
       display_name: name,
-      engine: { provider: "echo", chunk_size: 2, delay_ms: 60 }
+      engine: { profile: "echo-c2-d60" }
     })
     assert.strictEqual(created.status, 201, JSON.stringify(created.json))
     return created.json.worker.worker_id as string

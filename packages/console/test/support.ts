@@ -1,3 +1,5 @@
+import { writeTestConfig } from "@yoi/runtime-server/testing"
+import { testPolicy } from "@yoi/worker-runtime/testing"
 import * as NodeChild from "node:child_process"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
@@ -82,7 +84,8 @@ export const startRuntime = async (dataDir: string, port = 0) => {
     "--bind", `127.0.0.1:${port}`,
     "--store", `sqlite:${NodePath.join(dataDir, "remote.db")}`,
     "--log-level", "warn",
-    "--grace-ms", "100"
+    "--grace-ms", "100",
+    "--config", writeTestConfig(dataDir)
   ], { YOI_RUNTIME_TOKEN: REMOTE_TOKEN })
   const match = await waitForLine(proc, /listening on (http:\/\/127\.0\.0\.1:(\d+))/, "yoi-runtime to listen")
   return { proc, url: match[1]!, port: Number(match[2]) }
@@ -92,6 +95,8 @@ export const startRuntime = async (dataDir: string, port = 0) => {
 export const startBackend = async (dataDir: string, remoteUrl: string) => {
   const config = NodePath.join(dataDir, "backend.json")
   NodeFs.writeFileSync(config, JSON.stringify({
+    embedded: { runtime_id: "local", ...testPolicy },
+    companion: { profile: "echo-c3-d40" },
     remotes: [{
       runtime_id: "remote",
       display_name: "Remote box",

@@ -40,6 +40,11 @@ export interface RuntimeEventsOptions {
   readonly maxRetries?: number | undefined
   /** A connection silent for this long (no event, no heartbeat) is dropped and resumed. Default 45 s. */
   readonly idleTimeout?: Duration.DurationInput | undefined
+  /**
+   * The stream's path for a worker (or for all, given `undefined`), for a server that serves this stream under other
+   * routes (the Backend's `/api/events`). Default `/v1/events` and `/v1/workers/{worker_id}/events`.
+   */
+  readonly path?: ((workerId: string | undefined) => string) | undefined
 }
 
 export interface EventStreamOptions {
@@ -157,7 +162,9 @@ export const make = (
     const follow = (streamOptions: EventStreamOptions = {}): EventFollower => {
       let cursor = streamOptions.cursor
       let resumed = false
-      const path = streamPath(streamOptions.workerId)
+      const path = options.path !== undefined
+        ? options.path(streamOptions.workerId)
+        : streamPath(streamOptions.workerId)
       const kinds = streamOptions.kinds === undefined || streamOptions.kinds.length === 0
         ? undefined
         : streamOptions.kinds.join(",")
@@ -196,7 +203,8 @@ export const make = (
               cursor = Option.isSome(data) ? data.value.resume_cursor : event.cursor
               return Either.left(new Retryable({ reason: "the stream fell behind" }))
             }
-            cursor = event.cursor
+            // The frame's `id` is the resume position; a merged stream (the Backend's) sets it to its own cursor.
+            cursor = item.id ?? event.cursor
             return Either.right(event)
           }
         }

@@ -160,6 +160,25 @@ describe("RuntimeEvents", () => {
       assert.strictEqual(requests.length, 1)
     }))
 
+  it.live("on another route (the Backend's), resumes from each frame's id, not the envelope's cursor", () =>
+    Effect.gen(function*() {
+      const merged = (e: Domain.RuntimeEvent, id: string) =>
+        `id: ${id}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`
+      const { events, requests } = yield* eventsWith([
+        { body: [": connected\nid: m.0\n\n", merged(event(1), "m.1")] },
+        { body: [merged(event(2), "m.2")], hold: true }
+      ], {
+        ...options,
+        path: (workerId) => (workerId === undefined ? "/api/events" : `/api/x/workers/${workerId}/events`)
+      })
+      const follower = events.follow({})
+      const got = yield* take(follower.events, 2)
+      assert.deepStrictEqual(got.map((e) => e.cursor), ["c1.s1", "c1.s2"])
+      assert.deepStrictEqual(requests.map((r) => r.url.pathname), ["/api/events", "/api/events"])
+      assert.strictEqual(requests[1]!.request.headers["last-event-id"], "m.1")
+      assert.deepStrictEqual(yield* follower.lastCursor, Option.some("m.2"))
+    }))
+
   it.live("a stream that drops before its first event resumes from the start the runtime announced", () =>
     Effect.gen(function*() {
       const { events, requests } = yield* eventsWith([

@@ -1,53 +1,39 @@
-import { FileSystem, HttpServer, Path } from "@effect/platform"
+import { FileSystem, HttpServer, Path, type Terminal } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { LlmEngines } from "@yoi/llm-engine"
 import { Ids, layerMemory, Profiles, type RuntimeServices } from "@yoi/worker-runtime"
 import { layerSqlite } from "@yoi/worker-runtime/sqlite"
-import { ConfigError, ConfigProvider, Console, Effect, Layer, Logger, Option, Redacted, Schema } from "effect"
-import { parseArgs } from "node:util"
+import { Console, Effect, Layer, Logger, Option, Redacted, Schema } from "effect"
 import * as Auth from "./Auth.js"
-import { config, flags, isLoopback, type ServerConfig, StartupError, usage } from "./Config.js"
+import { isLoopback, options, type ServerConfig, StartupError, token, usage } from "./Config.js"
+import * as Flags from "./Flags.js"
 import * as RuntimeServer from "./Server.js"
 
 const MIN_TOKEN_LENGTH = 16
 
-/** Flags become a config provider keyed by the environment variables they override, so flags win. */
-export const parseFlags = (argv: ReadonlyArray<string>) =>
-  Effect.try({
-    try: () => parseArgs({ args: [...argv], options: flags, strict: true, allowPositionals: false }).values,
-    catch: (error) =>
-      new StartupError({ message: `${error instanceof Error ? error.message : String(error)}\n\n${usage}` })
-  }).pipe(Effect.map((values) => {
-    const entries: Array<[string, string]> = []
-    for (const [name, value] of Object.entries(values)) {
-      const flag = flags[name as keyof typeof flags]
-      if (flag.env !== "" && value !== undefined) entries.push([flag.env, String(value)])
-    }
-    return {
-      help: values.help === true,
-      provider: ConfigProvider.fromMap(new Map(entries)).pipe(ConfigProvider.orElse(() => ConfigProvider.fromEnv()))
-    }
-  }))
-
-const envOf = (path: ReadonlyArray<string>) => {
-  const name = path.join("_")
-  const flag = Object.entries(flags).find(([, f]) => f.env !== "" && f.env === name)
-  return flag === undefined ? name : `--${flag[0]} (${name})`
+/** `yoi-runtime`'s command line: flags over environment variables over defaults. */
+export const spec: Flags.Spec<Omit<ServerConfig, "token">> = {
+  name: "yoi-runtime",
+  version: "0.1.0",
+  options,
+  usage,
+  withLogLevel: (value, logLevel) => ({ ...value, logLevel })
 }
 
-/** A default turns "invalid" into "invalid or missing": report the invalid part. */
-const configMessage = (error: ConfigError.ConfigError): string => {
-  switch (error._op) {
-    case "And":
-    case "Or":
-      return ConfigError.isMissingDataOnly(error.left) ? configMessage(error.right) : configMessage(error.left)
-    case "InvalidData":
-    case "MissingData":
-      return `${envOf(error.path)}: ${error.message}`
-    default:
-      return error.message
-  }
-}
+/** Reads the whole configuration: the flags (each over its env var) and the token from the environment. */
+export const parseArgs = (
+  argv: ReadonlyArray<string>
+): Effect.Effect<Flags.Parsed<ServerConfig>, StartupError, FileSystem.FileSystem | Path.Path | Terminal.Terminal> =>
+  Flags.parse(spec, argv).pipe(
+    Effect.mapError((e) => new StartupError({ message: e.usage ? `${e.message}\n\n${usage}` : e.message })),
+    Effect.flatMap((parsed): Effect.Effect<Flags.Parsed<ServerConfig>> =>
+      parsed._tag === "Print"
+        ? Effect.succeed(parsed)
+        : Effect.map(
+          Effect.orElseSucceed(token, () => Option.none()),
+          (t) => ({ _tag: "Run", value: { ...parsed.value, token: t } })
+        ))
+  )
 
 /** The token comes from a file (--token-file, YOI_RUNTIME_TOKEN_FILE) or YOI_RUNTIME_TOKEN; it is never logged. */
 const resolveAuth = (cfg: ServerConfig) =>
@@ -147,17 +133,15 @@ const readyLine = (runtimeId: string) =>
 const isRuntimeId = Schema.is(Ids.RuntimeId)
 
 /**
- * The whole `yoi-runtime` process from its argv: configuration (flags over env), logging to stderr, the Runtime
- * over the chosen store, the HTTP server with auth, and the ready line on stdout once it listens.
+ * The whole `yoi-runtime` process from its argv: configuration (`@effect/cli` flags over env), logging to stderr,
+ * the Runtime over the chosen store, the HTTP server with auth, and the ready line on stdout once it listens.
  */
 export const layer = (argv: ReadonlyArray<string>): Layer.Layer<never, StartupError> =>
   Layer.unwrapEffect(Effect.gen(function*() {
-    const { help, provider } = yield* parseFlags(argv)
+    const parsed = yield* parseArgs(argv)
     // Interruption ends `Layer.launch` with exit code 0.
-    if (help) return Layer.effectDiscard(Effect.zipRight(Console.log(usage), Effect.interrupt))
-    const cfg = yield* Effect.withConfigProvider(config, provider).pipe(
-      Effect.mapError((error) => new StartupError({ message: configMessage(error) }))
-    )
+    if (parsed._tag === "Print") return Layer.effectDiscard(Effect.zipRight(Console.log(parsed.text), Effect.interrupt))
+    const cfg = parsed.value
     if (!isRuntimeId(cfg.runtimeId)) {
       return yield* new StartupError({
         message: "--runtime-id must be 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit"

@@ -1,5 +1,7 @@
-import { Config, ConfigError, Data, Either, LogLevel, type Option, type Redacted } from "effect"
+import { Options } from "@effect/cli"
+import { Config, Data, Either, type LogLevel, type Option, type Redacted } from "effect"
 import * as BindValue from "./Bind.js"
+import * as Flags from "./Flags.js"
 
 /** Why the binary refused to start; the message is printed as is. */
 export class StartupError extends Data.TaggedError("StartupError")<{ readonly message: string }> {}
@@ -23,26 +25,9 @@ export interface ServerConfig {
   readonly graceMs: number
   readonly heartbeatMs: number
   readonly maxEventStreams: number
-  /** A JSON file with engine profiles, offered tools and scope roots (`Profiles.PolicyConfig`). */
+  /** `--config <file>` (`YOI_RUNTIME_CONFIG`): engine profiles, tools and scope roots. */
   readonly configFile: Option.Option<string>
 }
-
-/** Each flag and the environment variable it overrides. */
-export const flags = {
-  "runtime-id": { env: "YOI_RUNTIME_ID", type: "string" },
-  "display-name": { env: "YOI_RUNTIME_DISPLAY_NAME", type: "string" },
-  bind: { env: "YOI_RUNTIME_BIND", type: "string" },
-  store: { env: "YOI_RUNTIME_STORE", type: "string" },
-  "token-file": { env: "YOI_RUNTIME_TOKEN_FILE", type: "string" },
-  "data-dir": { env: "YOI_DATA_DIR", type: "string" },
-  "log-level": { env: "YOI_LOG_LEVEL", type: "string" },
-  "grace-ms": { env: "YOI_SHUTDOWN_GRACE_MS", type: "string" },
-  "insecure-no-auth": { env: "YOI_INSECURE_NO_AUTH", type: "boolean" },
-  "heartbeat-ms": { env: "YOI_EVENTS_HEARTBEAT_MS", type: "string" },
-  "max-event-streams": { env: "YOI_MAX_EVENT_STREAMS", type: "string" },
-  config: { env: "YOI_RUNTIME_CONFIG", type: "string" },
-  help: { env: "", type: "boolean" }
-} as const
 
 export const usage = `Usage: yoi-runtime [flags]
 
@@ -61,7 +46,10 @@ Serves a Yoi Runtime over HTTP for a Backend (never for browsers directly).
   --max-event-streams <n>  event streams open at once (then 503)    YOI_MAX_EVENT_STREAMS (default 1024)
   --config <file>          engine profiles, tools and scope roots   YOI_RUNTIME_CONFIG (default: echo only, no
                            (JSON; see docs/engines.md)              tools, no scopes)
+  --completions <shell>    print a bash, zsh or fish completion script
   --help                   print this and exit
+
+A flag wins over its environment variable.
 `
 
 export const parseBind = (text: string): Either.Either<Bind, string> =>
@@ -81,44 +69,30 @@ export const parseStore = (text: string): Either.Either<Store, string> => {
 export const isLoopback = (host: string) =>
   host === "localhost" || host === "::1" || /^127(?:\.\d{1,3}){3}$/.test(host)
 
-const mapped = <A>(name: string, config: Config.Config<string>, parse: (s: string) => Either.Either<A, string>) =>
-  Config.mapOrFail(config, (s) => Either.mapLeft(parse(s), (message) => ConfigError.InvalidData([name], message)))
-
-/** The binary's whole configuration; flags are read as the environment variables they override. */
-export const config: Config.Config<ServerConfig> = Config.all({
-  runtimeId: Config.string("YOI_RUNTIME_ID").pipe(Config.withDefault("local"), Config.withDescription("runtime id")),
-  displayName: Config.option(Config.string("YOI_RUNTIME_DISPLAY_NAME").pipe(Config.withDescription("display name"))),
-  bind: mapped("YOI_RUNTIME_BIND", Config.string("YOI_RUNTIME_BIND").pipe(Config.withDefault("127.0.0.1:38800")), parseBind).pipe(
-    Config.withDescription("host:port to listen on")
+/**
+ * The binary's flags, each falling back to its environment variable. The token itself is never a flag (argv shows in
+ * `ps`): it comes from `--token-file` or `YOI_RUNTIME_TOKEN`.
+ */
+export const options: Options.Options<Omit<ServerConfig, "token">> = Options.all({
+  runtimeId: Flags.text("runtime-id", "YOI_RUNTIME_ID").pipe(Options.withDefault("local")),
+  displayName: Flags.text("display-name", "YOI_RUNTIME_DISPLAY_NAME").pipe(Options.optional),
+  bind: Flags.text("bind", "YOI_RUNTIME_BIND").pipe(
+    Options.withDefault("127.0.0.1:38800"),
+    Flags.parsed("bind", "YOI_RUNTIME_BIND", parseBind)
   ),
-  store: Config.option(mapped("YOI_RUNTIME_STORE", Config.string("YOI_RUNTIME_STORE"), parseStore)).pipe(
-    Config.withDescription("memory or sqlite:<path>")
+  store: Flags.text("store", "YOI_RUNTIME_STORE").pipe(
+    Flags.parsed("store", "YOI_RUNTIME_STORE", parseStore),
+    Options.optional
   ),
-  token: Config.option(Config.redacted("YOI_RUNTIME_TOKEN")).pipe(Config.withDescription("bearer token")),
-  tokenFile: Config.option(Config.string("YOI_RUNTIME_TOKEN_FILE")).pipe(
-    Config.withDescription("file holding the bearer token")
-  ),
-  dataDir: Config.string("YOI_DATA_DIR").pipe(Config.withDefault(".yoi"), Config.withDescription("data directory")),
-  logLevel: Config.logLevel("YOI_LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
-  insecureNoAuth: Config.boolean("YOI_INSECURE_NO_AUTH").pipe(
-    Config.withDefault(false),
-    Config.withDescription("serve without a token, on a loopback address only")
-  ),
-  graceMs: Config.integer("YOI_SHUTDOWN_GRACE_MS").pipe(
-    Config.withDefault(10_000),
-    Config.withDescription("shutdown grace period in milliseconds")
-  ),
-  heartbeatMs: Config.integer("YOI_EVENTS_HEARTBEAT_MS").pipe(
-    Config.validate({ message: "must be at least 1", validation: (n) => n >= 1 }),
-    Config.withDefault(15_000),
-    Config.withDescription("event stream heartbeat interval in milliseconds")
-  ),
-  maxEventStreams: Config.integer("YOI_MAX_EVENT_STREAMS").pipe(
-    Config.validate({ message: "must be at least 1", validation: (n) => n >= 1 }),
-    Config.withDefault(1024),
-    Config.withDescription("event streams open at once; more are refused with 503")
-  ),
-  configFile: Config.option(Config.string("YOI_RUNTIME_CONFIG")).pipe(
-    Config.withDescription("JSON file with engine profiles, offered tools and scope roots")
-  )
+  tokenFile: Flags.text("token-file", "YOI_RUNTIME_TOKEN_FILE").pipe(Options.optional),
+  dataDir: Flags.text("data-dir", "YOI_DATA_DIR").pipe(Options.withDefault(".yoi")),
+  logLevel: Flags.logLevel("YOI_LOG_LEVEL"),
+  insecureNoAuth: Flags.boolean("insecure-no-auth", "YOI_INSECURE_NO_AUTH"),
+  graceMs: Flags.integer("grace-ms", "YOI_SHUTDOWN_GRACE_MS", 10_000),
+  heartbeatMs: Flags.integer("heartbeat-ms", "YOI_EVENTS_HEARTBEAT_MS", 15_000, 1),
+  maxEventStreams: Flags.integer("max-event-streams", "YOI_MAX_EVENT_STREAMS", 1024, 1),
+  configFile: Flags.text("config", "YOI_RUNTIME_CONFIG").pipe(Options.optional)
 })
+
+/** The bearer token from the environment, when `--token-file` is not given. */
+export const token: Config.Config<Option.Option<Redacted.Redacted>> = Config.option(Config.redacted("YOI_RUNTIME_TOKEN"))

@@ -1,6 +1,7 @@
 export * as Bind from "./Bind.js"
 export * as Auth from "./Auth.js"
+export * as Flags from "./Flags.js"
 export * as HttpErrors from "./HttpErrors.js"
 export * as RuntimeServer from "./Server.js"
-export * from "./Shutdown.js"
 export * as Sse from "./Sse.js"
+export * from "./Shutdown.js"

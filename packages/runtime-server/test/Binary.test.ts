@@ -104,7 +104,7 @@ describe("the yoi-runtime binary", () => {
       assert.deepStrictEqual([worker.last_turn?.turn_id, worker.last_turn?.outcome], [turn_id, "cancelled"])
       second.process.kill("SIGINT")
       assert.strictEqual(yield* second.exit, 0)
-    }).pipe(Effect.scoped), 60_000)
+    }).pipe(Effect.scoped), 120_000)
 
   it.live("refuses to start, with a clear message and a non-zero exit, on a bad flag or without a token", () =>
     Effect.gen(function*() {
@@ -124,5 +124,5 @@ describe("the yoi-runtime binary", () => {
       assert.strictEqual(badFlag.stdout() + noToken.stdout() + openBind.stdout(), "")
       assert.strictEqual(yield* help.exit, 0)
       assert.match(help.stdout(), /^Usage: yoi-runtime/)
-    }).pipe(Effect.scoped), 60_000)
+    }).pipe(Effect.scoped), 120_000)
 })

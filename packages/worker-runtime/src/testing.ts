@@ -17,7 +17,7 @@ export const echoName = (knobs: EchoKnobs): string =>
 const knobSets: ReadonlyArray<EchoKnobs> = [
   ...[1, 2, 3, 4, 6, 8].map((chunk_size) => ({ chunk_size })),
   ...[1, 2, 3, 4, 6, 8].flatMap((chunk_size) =>
-    [2, 5, 10, 20, 40, 50, 80, 100, 60_000].map((delay_ms) => ({ chunk_size, delay_ms }))
+    [2, 5, 10, 20, 40, 50, 60, 80, 100, 60_000].map((delay_ms) => ({ chunk_size, delay_ms }))
   ),
   { delay_ms: 60_000 },
   { fail_after_chunks: 0 },

@@ -1,63 +1,59 @@
-import { Bind as RuntimeBind } from "@yoi/runtime-server"
-import { Config, ConfigProvider, Either } from "effect"
+import { Options } from "@effect/cli"
+import { Bind as RuntimeBind, Flags } from "@yoi/runtime-server"
+import { Effect, Either, type LogLevel, type Option } from "effect"
 import { BackendConfigError } from "./Config.js"
 
 export const USAGE = `usage: yoi-backend [--bind <host:port>] [--config <file.json>] [--data-dir <dir>]
 
-  --bind      where to listen (default 127.0.0.1:8787; port 0 picks a free port)   env YOI_BACKEND_BIND
-  --config    the runtimes config file (default: one embedded SQLite runtime)     env YOI_BACKEND_CONFIG
-  --data-dir  the Backend's own data: backend.db (audit), local.db (.yoi)       env YOI_BACKEND_DATA_DIR
+  --bind       where to listen (default 127.0.0.1:8787; port 0 picks a free port)   env YOI_BACKEND_BIND
+  --config     the runtimes config file (default: one embedded SQLite runtime)     env YOI_BACKEND_CONFIG
+  --data-dir   the Backend's own data: backend.db (audit), local.db (.yoi)       env YOI_BACKEND_DATA_DIR
+  --log-level  all|trace|debug|info|warn|error|off (default info)                 env YOI_LOG_LEVEL
+  --completions <shell>   print a bash, zsh or fish completion script
 
-The Backend token is YOI_BACKEND_TOKEN; without it one is generated and printed in a login URL.`
+A flag wins over its environment variable. The Backend token is YOI_BACKEND_TOKEN; without it one is generated and
+printed in a login URL.`
 
-const flags: Record<string, string> = {
-  "--bind": "YOI_BACKEND_BIND",
-  "--config": "YOI_BACKEND_CONFIG",
-  "--data-dir": "YOI_BACKEND_DATA_DIR"
+export interface Bind {
+  readonly host: string
+  readonly port: number
 }
 
-/** Flags become config keys, so that flags and env vars are read by one `Config.all` (flags win). */
-export const parseArgs = (argv: ReadonlyArray<string>): Either.Either<Map<string, string> | "help", BackendConfigError> => {
-  const out = new Map<string, string>()
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!
-    if (arg === "--help" || arg === "-h") return Either.right("help")
-    const eq = arg.indexOf("=")
-    const name = eq === -1 ? arg : arg.slice(0, eq)
-    const key = flags[name]
-    if (key === undefined) return Either.left(new BackendConfigError({ message: `unknown argument ${arg}\n${USAGE}` }))
-    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1)
-    if (value === undefined || value === "") {
-      return Either.left(new BackendConfigError({ message: `${name} needs a value\n${USAGE}` }))
-    }
-    out.set(key, value)
-  }
-  return Either.right(out)
+export interface Settings {
+  readonly bind: Bind
+  readonly config: Option.Option<string>
+  readonly dataDir: string
+  readonly logLevel: LogLevel.LogLevel
 }
-
-/** Flags first, then the environment. */
-export const configProvider = (flagValues: Map<string, string>): ConfigProvider.ConfigProvider =>
-  ConfigProvider.fromMap(flagValues).pipe(ConfigProvider.orElse(() => ConfigProvider.fromEnv()))
-
-export const settings = Config.all({
-  bind: Config.string("YOI_BACKEND_BIND").pipe(
-    Config.withDefault("127.0.0.1:8787"),
-    Config.withDescription("host:port to listen on; port 0 picks a free port")
-  ),
-  config: Config.option(Config.string("YOI_BACKEND_CONFIG")).pipe(
-    Config.withDescription("the runtimes config file")
-  ),
-  dataDir: Config.string("YOI_BACKEND_DATA_DIR").pipe(
-    Config.withDefault(".yoi"),
-    Config.withDescription("the Backend's data directory")
-  )
-})
-
-export type Bind = RuntimeBind.Bind
 
 /** `host:port`, `[v6]:port`, or `:port` (all interfaces). */
-export const parseBind = (bind: string): Either.Either<Bind, BackendConfigError> =>
+export const parseBind = (bind: string): Either.Either<Bind, string> =>
   Either.mapLeft(
     RuntimeBind.parse(bind, { anyHost: "0.0.0.0" }),
-    () => new BackendConfigError({ message: `--bind must be host:port (port 0-65535), got ${JSON.stringify(bind)}` })
+    () => `must be host:port (port 0-65535), got ${JSON.stringify(bind)}`
+  )
+
+/** The flags, each falling back to its environment variable. */
+export const options: Options.Options<Settings> = Options.all({
+  bind: Flags.text("bind", "YOI_BACKEND_BIND").pipe(
+    Options.withDefault("127.0.0.1:8787"),
+    Flags.parsed("bind", "YOI_BACKEND_BIND", parseBind)
+  ),
+  config: Flags.text("config", "YOI_BACKEND_CONFIG").pipe(Options.optional),
+  dataDir: Flags.text("data-dir", "YOI_BACKEND_DATA_DIR").pipe(Options.withDefault(".yoi")),
+  logLevel: Flags.logLevel("YOI_LOG_LEVEL")
+})
+
+export const spec: Flags.Spec<Settings> = {
+  name: "yoi-backend",
+  version: "0.1.0",
+  options,
+  usage: USAGE,
+  withLogLevel: (settings, logLevel) => ({ ...settings, logLevel })
+}
+
+/** The command line (flags over env over defaults), or a text to print (`--help`, `--completions`). */
+export const parse = (argv: ReadonlyArray<string>) =>
+  Flags.parse(spec, argv).pipe(
+    Effect.mapError((e) => new BackendConfigError({ message: e.usage ? `${e.message}\n${USAGE}` : e.message }))
   )

@@ -1,7 +1,7 @@
 import { FileSystem, HttpServer } from "@effect/platform"
 import { NodeContext, NodeHttpClient, NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { HttpErrors } from "@yoi/runtime-server"
-import { Cause, Console, Effect, Either, Layer, Option, Redacted } from "effect"
+import { Cause, Console, Effect, Layer, Logger, Option, Redacted } from "effect"
 import * as NodePath from "node:path"
 import { BackendToken } from "./Auth.js"
 import * as Backend from "./Backend.js"
@@ -25,9 +25,8 @@ const announce = Layer.effectDiscard(Effect.gen(function*() {
   if (file !== undefined) yield* Console.log(`token: kept in ${file} (export YOI_BACKEND_TOKEN=$(cat ${file}))`)
 }))
 
-const backend = Effect.gen(function*() {
-  const settings = yield* Cli.settings
-  const bind = yield* Cli.parseBind(settings.bind)
+const backend = (settings: Cli.Settings) => Effect.gen(function*() {
+  const bind = settings.bind
   const dataDir = NodePath.resolve(settings.dataDir)
   const fs = yield* FileSystem.FileSystem
   yield* fs.makeDirectory(dataDir, { recursive: true }).pipe(
@@ -42,21 +41,16 @@ const backend = Effect.gen(function*() {
   )
 }).pipe(Layer.unwrapEffect)
 
-Effect.suspend(() =>
-  Either.match(Cli.parseArgs(process.argv.slice(2)), {
-    onLeft: Effect.fail,
-    onRight: (flags) =>
-      flags === "help"
-        ? Console.log(Cli.USAGE)
-        : Layer.launch(backend).pipe(
-          Effect.provide(Layer.mergeAll(NodeContext.layer, NodeHttpClient.layerUndici)),
-          Effect.withConfigProvider(Cli.configProvider(flags)),
-          // No span exporter is configured: spans (one per request served and per call to a runtime, plus trace
-          // headers the runtime then parses) would be pure overhead, about half the proxy's throughput.
-          Effect.withTracerEnabled(false)
-        )
-  })
-).pipe(
+Cli.parse(process.argv.slice(2)).pipe(
+  Effect.flatMap((parsed) =>
+    parsed._tag === "Print"
+      ? Console.log(parsed.text)
+      : Layer.launch(backend(parsed.value)).pipe(Logger.withMinimumLogLevel(parsed.value.logLevel))
+  ),
+  Effect.provide(Layer.mergeAll(NodeContext.layer, NodeHttpClient.layerUndici)),
+  // No span exporter is configured: spans (one per request served and per call to a runtime, plus trace headers the
+  // runtime then parses) would be pure overhead, about half the proxy's throughput.
+  Effect.withTracerEnabled(false),
   // A failure (bad flag, bad config, a store that cannot open) is one readable line; a defect is logged with its cause.
   Effect.tapErrorCause((cause) =>
     Option.match(Cause.failureOption(cause), {

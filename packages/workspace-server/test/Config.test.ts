@@ -1,7 +1,7 @@
 import { NodeContext } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Ids } from "@yoi/worker-runtime"
-import { ConfigProvider, Effect, Either, Redacted } from "effect"
+import { ConfigProvider, Effect, Either, LogLevel, Option, Redacted } from "effect"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 import * as Cli from "../src/Cli.js"
@@ -122,17 +122,51 @@ describe("config file", () => {
 })
 
 describe("command line", () => {
-  it("parses flags into config keys, and rejects unknown ones", () => {
-    const parsed = Either.getOrThrow(Cli.parseArgs(["--bind", "0.0.0.0:0", "--config=/etc/yoi.json", "--data-dir", "d"]))
-    assert.deepStrictEqual(parsed, new Map([
-      ["YOI_BACKEND_BIND", "0.0.0.0:0"],
-      ["YOI_BACKEND_CONFIG", "/etc/yoi.json"],
-      ["YOI_BACKEND_DATA_DIR", "d"]
-    ]))
-    assert.strictEqual(Either.getOrThrow(Cli.parseArgs(["--help"])), "help")
-    assert.isTrue(Either.isLeft(Cli.parseArgs(["--port", "1"])))
-    assert.isTrue(Either.isLeft(Cli.parseArgs(["--bind"])))
-  })
+  const parse = (argv: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+    Cli.parse(argv).pipe(
+      Effect.provide(NodeContext.layer),
+      Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+    )
+
+  it.effect("reads flags, then the environment, then the defaults", () =>
+    Effect.gen(function*() {
+      const flags = yield* parse(["--bind", "0.0.0.0:0", "--config=/etc/yoi.json", "--data-dir", "d"], {
+        YOI_BACKEND_BIND: "127.0.0.1:1",
+        YOI_BACKEND_DATA_DIR: "env-dir"
+      })
+      assert.deepStrictEqual(flags._tag === "Run" && [flags.value.bind, flags.value.config, flags.value.dataDir], [
+        { host: "0.0.0.0", port: 0 },
+        Option.some("/etc/yoi.json"),
+        "d"
+      ])
+      const env = yield* parse([], { YOI_BACKEND_BIND: ":9000", YOI_LOG_LEVEL: "warn" })
+      assert.deepStrictEqual(env._tag === "Run" && [env.value.bind, env.value.dataDir, env.value.logLevel], [
+        { host: "0.0.0.0", port: 9000 },
+        ".yoi",
+        LogLevel.Warning
+      ])
+      const defaults = yield* parse([])
+      assert.deepStrictEqual(defaults._tag === "Run" && [defaults.value.bind, defaults.value.config], [
+        { host: "127.0.0.1", port: 8787 },
+        Option.none()
+      ])
+      const builtIn = yield* parse(["--log-level", "debug"])
+      assert.strictEqual(builtIn._tag === "Run" && builtIn.value.logLevel, LogLevel.Debug)
+    }))
+
+  it.effect("prints the usage for --help, and refuses unknown flags and bad values in one line", () =>
+    Effect.gen(function*() {
+      const help = yield* parse(["--help"])
+      assert.strictEqual(help._tag === "Print" && help.text, Cli.USAGE)
+      const unknown = yield* Effect.flip(parse(["--port", "1"]))
+      assert.match(unknown.message, /^Unknown option '--port'\nusage: yoi-backend/)
+      const missing = yield* Effect.flip(parse(["--bind"]))
+      assert.match(missing.message, /^--bind needs a value/)
+      const badFlag = yield* Effect.flip(parse(["--bind", "localhost"]))
+      assert.strictEqual(badFlag.message, "--bind (YOI_BACKEND_BIND): must be host:port (port 0-65535), got \"localhost\"")
+      const badEnv = yield* Effect.flip(parse([], { YOI_BACKEND_BIND: "localhost:99999" }))
+      assert.match(badEnv.message, /^--bind \(YOI_BACKEND_BIND\): must be host:port/)
+    }))
 
   it("parses --bind", () => {
     assert.deepStrictEqual(Either.getOrThrow(Cli.parseBind("127.0.0.1:8787")), { host: "127.0.0.1", port: 8787 })
@@ -141,13 +175,4 @@ describe("command line", () => {
     assert.isTrue(Either.isLeft(Cli.parseBind("localhost")))
     assert.isTrue(Either.isLeft(Cli.parseBind("localhost:99999")))
   })
-
-  it.effect("reads flags before the environment", () =>
-    Effect.gen(function*() {
-      const flags = Either.getOrThrow(Cli.parseArgs(["--bind", "127.0.0.1:0"]))
-      assert.notStrictEqual(flags, "help")
-      if (flags === "help") return
-      const settings = yield* Cli.settings.pipe(Effect.withConfigProvider(Cli.configProvider(flags)))
-      assert.strictEqual(settings.bind, "127.0.0.1:0")
-    }))
 })

@@ -1,0 +1,5 @@
+export * as Cli from "./Cli.js"
+export * as Commands from "./Commands.js"
+export * as Errors from "./Errors.js"
+export * as Remote from "./Remote.js"
+export * as Settings from "./Settings.js"
