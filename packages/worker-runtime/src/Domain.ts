@@ -197,18 +197,19 @@ export type Worker = typeof Worker.Type
  * The durable record of a worker: its full create spec (the config snapshot, secrets only as references), status,
  * current turn, usage and a revision that grows with every write.
  */
-export interface WorkerRecord {
-  readonly worker_id: WorkerId
-  readonly spec: CreateWorker
-  readonly status: WorkerStatus
-  readonly created_at: string
-  readonly updated_at: string
-  readonly current_turn_id: TurnId | undefined
-  readonly last_turn: LastTurn | undefined
-  readonly usage: Usage
-  readonly transcript_length: number
-  readonly revision: number
-}
+export const WorkerRecord = Schema.Struct({
+  worker_id: WorkerId,
+  spec: CreateWorker,
+  status: WorkerStatus,
+  created_at: Timestamp,
+  updated_at: Timestamp,
+  current_turn_id: Schema.UndefinedOr(TurnId),
+  last_turn: Schema.UndefinedOr(LastTurn),
+  usage: Usage,
+  transcript_length: Schema.NonNegativeInt,
+  revision: Schema.NonNegativeInt
+}).annotations({ identifier: "WorkerRecord" })
+export type WorkerRecord = typeof WorkerRecord.Type
 
 export const ErrorInfo = Schema.Struct({
   _tag: Schema.String,

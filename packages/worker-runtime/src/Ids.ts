@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import { Context, Schema } from "effect"
 import { ulid } from "./internal/ulid.js"
 
 /** A runtime's stable identity: lowercase, set by config, the same across restarts. */
@@ -30,3 +30,31 @@ export type TurnId = typeof TurnId.Type
 export const makeWorkerId = (): WorkerId => WorkerId.make(`w_${ulid()}`)
 export const makeTurnId = (): TurnId => TurnId.make(`t_${ulid()}`)
 export const makeEntryId = (): string => `e_${ulid()}`
+
+/**
+ * Where the runtime gets worker, turn and transcript entry ids. Synchronous, like `Clock.unsafeCurrentTimeMillis`,
+ * because ids are taken inside a commit's pure step. The default gives ULID-based ids; a test provides
+ * `sequentialIds()` (`Layer.succeed(IdGenerator, ...)` or `RuntimeOptions.ids`) to pin them.
+ */
+export interface IdGeneratorService {
+  readonly workerId: () => WorkerId
+  readonly turnId: () => TurnId
+  readonly entryId: () => string
+}
+
+export const ulidIds: IdGeneratorService = { workerId: makeWorkerId, turnId: makeTurnId, entryId: makeEntryId }
+
+export class IdGenerator extends Context.Reference<IdGenerator>()("@yoi/worker-runtime/IdGenerator", {
+  defaultValue: (): IdGeneratorService => ulidIds
+}) {}
+
+/** Deterministic ids for tests: `w_000001`, `t_000001`, `e_000001`..., each kind counting on its own. */
+export const sequentialIds = (): IdGeneratorService => {
+  const next = { w: 0, t: 0, e: 0 }
+  const make = (kind: "w" | "t" | "e") => `${kind}_${String(++next[kind]).padStart(6, "0")}`
+  return {
+    workerId: () => WorkerId.make(make("w")),
+    turnId: () => TurnId.make(make("t")),
+    entryId: () => make("e")
+  }
+}

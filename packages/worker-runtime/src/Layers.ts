@@ -2,6 +2,7 @@ import { Effect, Layer, Option } from "effect"
 import * as AllocationRegistry from "./AllocationRegistry.js"
 import * as Engine from "./Engine.js"
 import * as EventLog from "./EventLog.js"
+import * as Ids from "./Ids.js"
 import * as Profiles from "./Profiles.js"
 import * as Runtime from "./Runtime.js"
 import * as WorkerStore from "./WorkerStore.js"
@@ -26,6 +27,11 @@ export interface RuntimeOptions {
   readonly policy?: Profiles.PolicyConfig | undefined
   /** `embedded` (the default) or `process` (served as its own process). */
   readonly kind?: "embedded" | "process" | undefined
+  /**
+   * Where worker, turn and entry ids come from: ULID-based unless given (tests pin them with `Ids.sequentialIds()`).
+   * Time comes from Effect's `Clock`, so `TestClock` pins it.
+   */
+  readonly ids?: Ids.IdGeneratorService | undefined
 }
 
 /** Every service a composed runtime provides. */
@@ -88,7 +94,8 @@ export const layerWith = <E, R>(
     subscriberBuffer: config.subscriberBuffer
   })
   const withLog = Layer.provideMerge(log, base)
-  return Layer.provideMerge(Runtime.layer, withLog)
+  const ids = Layer.succeed(Ids.IdGenerator, options.ids ?? Ids.ulidIds)
+  return Layer.provideMerge(Layer.provide(Runtime.layer, ids), withLog)
 }
 
 /** A whole runtime in memory: nothing survives the process, cursors of a previous life are foreign. */

@@ -229,6 +229,27 @@ describe("SqliteStore", () => {
         }))
     }))
 
+  it.scoped("a row written before profiles loads with its provider's profile; negative counts are corrupt", () =>
+    Effect.gen(function*() {
+      const filename = join(yield* tempDir, "store.db")
+      yield* withStore(filename, (store) => store.commit({ workers: [record("old"), record("minus")] }))
+      yield* rawSql(filename, [
+        "UPDATE workers SET spec = '{\"worker_id\": \"old\", \"display_name\": \"Old\", \"engine\": " +
+        "{\"provider\": \"openai-compatible\", \"model\": \"m\", \"temperature\": 0.2, \"max_steps\": 3}}' " +
+        "WHERE worker_id = 'old'",
+        "UPDATE workers SET input_tokens = -4 WHERE worker_id = 'minus'"
+      ])
+      yield* withStore(filename, (store) =>
+        Effect.gen(function*() {
+          const loaded = yield* store.loadWorkers
+          assert.deepStrictEqual(loaded.map((w) => w.worker_id), ["old"])
+          assert.deepStrictEqual(loaded[0]!.spec.engine, { profile: "openai-compatible", temperature: 0.2, max_steps: 3 })
+          const diagnostics = yield* store.diagnostics(10)
+          assert.deepStrictEqual(diagnostics.map((d) => [d.code, d.worker_id]), [["corrupt_worker_row", "minus"]])
+          assert.include(diagnostics[0]!.message, "input_tokens")
+        }))
+    }))
+
   it.scoped("a corrupt transcript or event row keeps its place as a notice or diagnostic event", () =>
     Effect.gen(function*() {
       const filename = join(yield* tempDir, "store.db")

@@ -11,10 +11,11 @@ import {
   Severity,
   type TranscriptEntry,
   TranscriptEntryData,
-  type WorkerRecord,
+  WorkerRecord,
   WorkerStatus
 } from "../../Domain.js"
 import { TurnId, WorkerId } from "../../Ids.js"
+import * as Profiles from "../../Profiles.js"
 
 /** Row shapes and codecs. Decoders never throw: a row that does not decode is reported, never trusted. */
 
@@ -100,58 +101,106 @@ const parseJson = (text: unknown, field: string): Either.Either<unknown, string>
 const text = (value: unknown, field: string): Either.Either<string, string> =>
   typeof value === "string" ? Either.right(value) : Either.left(`${field} is not text`)
 
-const count = (value: unknown, field: string): Either.Either<number, string> =>
-  typeof value === "number" && Number.isSafeInteger(value) && value >= 0
-    ? Either.right(value)
-    : Either.left(`${field} is not a non-negative integer`)
-
-const schemaError = (field: string) => (e: ParseResult.ParseError) =>
-  `${field}: ${ParseResult.TreeFormatter.formatErrorSync(e).split("\n").slice(0, 4).join(" ")}`
-
-const decodeSpec = Schema.decodeUnknownEither(CreateWorker)
-const decodeLastTurn = Schema.decodeUnknownEither(LastTurn)
-const isWorkerId = Schema.is(WorkerId)
-const isStatus = Schema.is(WorkerStatus)
 const isEntryData = Schema.is(TranscriptEntryData)
 const decodeRuntimeEvent = Schema.decodeUnknownEither(RuntimeEvent)
 const isSeverity = Schema.is(Severity)
 const isAllow = Schema.is(Schema.Array(AllowRule))
 const isDeny = Schema.is(Schema.Array(DenyRule))
 
+const schemaError = (field: string) => (e: ParseResult.ParseError) =>
+  `${field}: ${ParseResult.TreeFormatter.formatErrorSync(e).split("\n").slice(0, 4).join(" ")}`
+
+const decodeRowError = (e: ParseResult.ParseError): string => {
+  const issue = ParseResult.ArrayFormatter.formatErrorSync(e)[0]
+  if (issue === undefined) return "the row does not decode"
+  const path = issue.path.join(".")
+  return path === "" || issue.message.startsWith(path) ? issue.message : `${path}: ${issue.message}`
+}
+
+/** A JSON text column, decoded with `schema`; a text that does not parse says so, naming the column. */
+const JsonColumn = <A, I, R>(column: string, schema: Schema.Schema<A, I, R>) =>
+  Schema.compose(Schema.parseJson().annotations({ message: () => `${column} is not valid JSON` }), schema)
+
+/** A stored create spec. An inline engine spec written before profiles is upgraded to its provider's profile. */
+const StoredSpec = Schema.compose(
+  Schema.transform(Schema.Unknown, Schema.Unknown, {
+    strict: true,
+    decode: (spec) => {
+      const engine = typeof spec === "object" && spec !== null ? (spec as { engine?: unknown }).engine : undefined
+      return typeof engine === "object" && engine !== null
+        ? { ...(spec as object), engine: Profiles.upgradeStoredEngine(engine) }
+        : spec
+    },
+    encode: (spec) => spec
+  }),
+  CreateWorker,
+  { strict: false }
+)
+
+/** The columns of a worker row, each checked: counts are non-negative integers, nullable columns are `null`. */
+const WorkerColumns = Schema.Struct({
+  worker_id: WorkerId,
+  spec: JsonColumn("spec", StoredSpec),
+  status: WorkerStatus,
+  created_at: Schema.String,
+  updated_at: Schema.String,
+  current_turn_id: Schema.NullOr(TurnId),
+  last_turn: Schema.NullOr(JsonColumn("last_turn", LastTurn)),
+  input_tokens: Schema.NonNegativeInt,
+  output_tokens: Schema.NonNegativeInt,
+  cached_tokens: Schema.NonNegativeInt,
+  turns: Schema.NonNegativeInt,
+  last_activity_at: Schema.NullOr(Schema.String),
+  transcript_length: Schema.NonNegativeInt,
+  revision: Schema.NonNegativeInt
+}).pipe(
+  Schema.filter((row) => row.spec.worker_id === row.worker_id || "spec.worker_id does not match the row")
+)
+
+/** A worker row as a `WorkerRecord`. */
+export const WorkerFromRow = Schema.transform(WorkerColumns, Schema.typeSchema(WorkerRecord), {
+  strict: true,
+  decode: (row): typeof WorkerRecord.Type => ({
+    worker_id: row.worker_id,
+    spec: row.spec,
+    status: row.status,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+    current_turn_id: row.current_turn_id ?? undefined,
+    last_turn: row.last_turn ?? undefined,
+    usage: {
+      input_tokens: row.input_tokens,
+      output_tokens: row.output_tokens,
+      cached_tokens: row.cached_tokens,
+      turns: row.turns,
+      ...(row.last_activity_at === null ? {} : { last_activity_at: row.last_activity_at })
+    },
+    transcript_length: row.transcript_length,
+    revision: row.revision
+  }),
+  encode: (r) => ({
+    worker_id: r.worker_id,
+    spec: r.spec,
+    status: r.status,
+    created_at: r.created_at,
+    updated_at: r.updated_at,
+    current_turn_id: r.current_turn_id ?? null,
+    last_turn: r.last_turn ?? null,
+    input_tokens: r.usage.input_tokens,
+    output_tokens: r.usage.output_tokens,
+    cached_tokens: r.usage.cached_tokens,
+    turns: r.usage.turns,
+    last_activity_at: r.usage.last_activity_at ?? null,
+    transcript_length: r.transcript_length,
+    revision: r.revision
+  })
+})
+
+const decodeWorkerRow = Schema.decodeUnknownEither(WorkerFromRow)
+
 /** A worker record, or why the row cannot be one. */
 export const decodeWorker = (row: WorkerRow): Either.Either<WorkerRecord, string> =>
-  Either.gen(function*() {
-    if (!isWorkerId(row.worker_id)) return yield* Either.left("worker_id is malformed")
-    const spec = yield* Either.mapLeft(Either.flatMap(parseJson(row.spec, "spec"), decodeSpec), (e) =>
-      typeof e === "string" ? e : schemaError("spec")(e))
-    if (spec.worker_id !== row.worker_id) return yield* Either.left("spec.worker_id does not match the row")
-    if (!isStatus(row.status)) return yield* Either.left("status is not idle, running or stopped")
-    const lastTurn = row.last_turn === null
-      ? undefined
-      : yield* Either.mapLeft(Either.flatMap(parseJson(row.last_turn, "last_turn"), decodeLastTurn), (e) =>
-        typeof e === "string" ? e : schemaError("last_turn")(e))
-    const lastActivity = row.last_activity_at === null ? undefined : yield* text(row.last_activity_at, "last_activity_at")
-    const currentTurn = row.current_turn_id === null ? undefined : yield* text(row.current_turn_id, "current_turn_id")
-    const record: WorkerRecord = {
-      worker_id: row.worker_id,
-      spec,
-      status: row.status,
-      created_at: yield* text(row.created_at, "created_at"),
-      updated_at: yield* text(row.updated_at, "updated_at"),
-      current_turn_id: currentTurn === undefined ? undefined : TurnId.make(currentTurn),
-      last_turn: lastTurn,
-      usage: {
-        input_tokens: yield* count(row.input_tokens, "input_tokens"),
-        output_tokens: yield* count(row.output_tokens, "output_tokens"),
-        cached_tokens: yield* count(row.cached_tokens, "cached_tokens"),
-        turns: yield* count(row.turns, "turns"),
-        ...(lastActivity === undefined ? {} : { last_activity_at: lastActivity })
-      },
-      transcript_length: yield* count(row.transcript_length, "transcript_length"),
-      revision: yield* count(row.revision, "revision")
-    }
-    return record
-  })
+  Either.mapLeft(decodeWorkerRow(row), decodeRowError)
 
 export interface EntryRow {
   readonly worker_id: string
