@@ -30,10 +30,10 @@ let prefetched: Promise<Result<Views.RuntimeList>> | undefined = call((c) => c.r
 export const useRuntimes = (ms = 2_000) => {
   const [error, setError] = useState<string | undefined>(undefined)
   const [list, refresh] = usePolling(async () => {
-    // The first reader takes the list fetched while the page started.
-    const first = prefetched
+    // The first reader takes the list fetched while the page started, if it was answered (not before a sign-in).
+    const first = prefetched === undefined ? undefined : await prefetched
     prefetched = undefined
-    const got = await (first ?? call((c) => c.runtimes.list()))
+    const got = first?.ok === true ? first : await call((c) => c.runtimes.list())
     if (!got.ok) {
       setError(describe(got.problem))
       return undefined
