@@ -41,8 +41,9 @@ describe("LLM engines in a runtime", () => {
         tools: ["read_file"],
         scope: { allow: [{ path: "/tmp", access: "read" }] }
       }))
-      assert.strictEqual((echoTools as { field?: string }).field, "tools")
-      assert.include(echoTools.message, "profile echo (echo) cannot run read_file")
+      assert.strictEqual(echoTools._tag, "UnsupportedOperation")
+      assert.strictEqual((echoTools as { operation?: string }).operation, "tools")
+      assert.include(echoTools.message, "profile echo (echo) cannot run tools")
 
       const echo = yield* rt.createWorker({ display_name: "offline" })
       assert.deepStrictEqual(echo.worker.engine, { profile: "echo", provider: "echo" })
