@@ -2,14 +2,15 @@ import { HttpServerResponse } from "@effect/platform"
 import {
   type CursorExpired,
   type CursorInvalid,
-  Domain,
+  type Domain,
+  EventBus,
   type InvalidInput,
   Runtime,
   RuntimeUnavailable,
   SseWire,
   type WorkerNotFound
 } from "@yoi/worker-runtime"
-import { Chunk, Context, Duration, Effect, Layer, type Scope, Stream } from "effect"
+import { Chunk, Context, Duration, Effect, Layer, Option, type Scope, Stream } from "effect"
 import { Readable } from "node:stream"
 import { Shutdown } from "./Shutdown.js"
 
@@ -163,20 +164,28 @@ export const bodyWith = <A, E extends { readonly _tag: string; readonly message:
       writable.unsafeOpen()
     }
     push(SseWire.openFrame(options.startCursor))
-    yield* items.pipe(
-      Stream.runForEachChunk((chunk) => {
-        const batch = Chunk.toReadonlyArray(chunk)
-        if (ended || batch.length === 0) return Effect.void
-        push(encode(batch))
-        for (let i = batch.length - 1; i >= 0; i--) {
-          const cursor = cursorOf(batch[i]!)
-          if (cursor !== undefined) {
-            last = cursor
-            break
-          }
+    const write = (chunk: Chunk.Chunk<A>): Effect.Effect<void> => {
+      const batch = Chunk.toReadonlyArray(chunk)
+      if (ended || batch.length === 0) return Effect.void
+      push(encode(batch))
+      for (let i = batch.length - 1; i >= 0; i--) {
+        const cursor = cursorOf(batch[i]!)
+        if (cursor !== undefined) {
+          last = cursor
+          break
         }
-        return writable.await
-      }),
+      }
+      return writable.await
+    }
+    // A subscription's own pull, when the stream is one, is a loop on one fiber with no stream machinery behind it.
+    const run: Effect.Effect<void, E> = Option.match(EventBus.pullOf(items), {
+      onNone: () => Stream.runForEachChunk(items, write),
+      onSome: (pull) =>
+        Effect.forever(Effect.flatMap(pull, write)).pipe(
+          Effect.catchAll((e) => Option.isSome(e) ? Effect.fail(e.value) : Effect.void)
+        )
+    })
+    yield* run.pipe(
       Effect.catchAll((error) => Effect.sync(() => end(error))),
       Effect.zipRight(Effect.sync(() => end(undefined))),
       Effect.forkScoped

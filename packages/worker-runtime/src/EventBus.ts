@@ -20,7 +20,14 @@ export interface Registration<S> {
 
 export interface Subscription<A, S> {
   readonly snapshot: S
-  /** What was published after the snapshot, ending with `LAGGED` if the subscriber overflowed. */
+  /**
+   * Waits for what was published after the snapshot and takes all of it (a publish of many items wakes the reader
+   * once); fails with `None` once the subscription has ended.
+   */
+  readonly take: Effect.Effect<ReadonlyArray<A>, Option.Option<never>>
+  /** Once `take` has ended: what a cut subscriber still delivers before it lags; undefined if it was not cut. */
+  readonly held: () => ReadonlyArray<A> | undefined
+  /** `take` as a stream, ending with `LAGGED` if the subscriber was cut. */
   readonly live: Stream.Stream<A | Lagged>
 }
 
@@ -170,7 +177,33 @@ export const make = <A extends Routed>(options: { readonly buffer: number }): Ef
           (sub) => Effect.sync(() => remove(sub))
         ).pipe(Effect.uninterruptible)
         const { snapshot, upTo } = register()
-        return { snapshot, live: liveStream(sub, upTo, o.matches) }
+        const keep = (item: A) => item.seq > upTo && (o.matches === undefined || o.matches(item))
+        // A cut can land between the two takes: the first item is then delivered and the rest are in `held`.
+        const rest = Effect.catchAllCause(sub.dequeue.takeAll, () => Effect.succeed(Chunk.empty<A>()))
+        const take: Effect.Effect<ReadonlyArray<A>, Option.Option<never>> = Effect.zipWith(
+          sub.dequeue.take,
+          rest,
+          (first, rest) => {
+            const out: Array<A> = []
+            if (keep(first)) out.push(first)
+            for (const item of rest) if (keep(item)) out.push(item)
+            return out
+          }
+        ).pipe(
+          Effect.catchAllCause((cause) =>
+            Cause.isInterruptedOnly(cause) ? Effect.fail(Option.none()) : Effect.failCause(cause)
+          )
+        )
+        const held = () => sub.held?.filter(keep)
+        const live = Stream.repeatEffectChunkOption(Effect.map(take, Chunk.unsafeFromArray)).pipe(
+          Stream.concat(Stream.suspend(() => {
+            const rest: Array<A | Lagged> | undefined = held()
+            if (rest === undefined) return Stream.empty
+            rest.push(LAGGED)
+            return Stream.fromIterable(rest)
+          }))
+        )
+        return { snapshot, take, held, live }
       })
 
     return {
@@ -183,40 +216,6 @@ export const make = <A extends Routed>(options: { readonly buffer: number }): Ef
     }
   })
 
-/**
- * Takes whatever is waiting in one pull (a publish of many items wakes the reader once, and it then gets them all),
- * skipping what the snapshot held; ends when the subscription is shut down, with `LAGGED` if it was cut.
- */
-const liveStream = <A extends Routed>(
-  sub: Subscriber<A>,
-  upTo: number,
-  matches: ((item: A) => boolean) | undefined
-): Stream.Stream<A | Lagged> => {
-  const keep = (item: A) => item.seq > upTo && (matches === undefined || matches(item))
-  const pull: Effect.Effect<Chunk.Chunk<A>, Option.Option<never>> = Effect.zipWith(
-    sub.dequeue.take,
-    sub.dequeue.takeAll,
-    (first, rest) => {
-      const out: Array<A> = []
-      if (keep(first)) out.push(first)
-      for (const item of rest) if (keep(item)) out.push(item)
-      return Chunk.unsafeFromArray(out)
-    }
-  ).pipe(
-    Effect.catchAllCause((cause) =>
-      Cause.isInterruptedOnly(cause) ? Effect.fail(Option.none()) : Effect.failCause(cause)
-    )
-  )
-  return Stream.repeatEffectChunkOption(pull).pipe(
-    Stream.concat(Stream.suspend(() => {
-      if (sub.held === undefined) return Stream.empty
-      const held: Array<A | Lagged> = sub.held.filter(keep)
-      held.push(LAGGED)
-      return Stream.fromIterable(held)
-    }))
-  )
-}
-
 export interface LaggedOptions {
   readonly runtimeId: string
   readonly workerId?: string | undefined
@@ -225,6 +224,82 @@ export interface LaggedOptions {
   readonly seq: number
   readonly message: string
 }
+
+const laggedEvent = (options: LaggedOptions, cursor: string, seq: number): RuntimeEvent => ({
+  cursor,
+  seq,
+  runtime_id: options.runtimeId,
+  ...(options.workerId === undefined ? {} : { worker_id: options.workerId }),
+  kind: "stream.lagged",
+  at: new Date().toISOString(),
+  data: { resume_cursor: cursor, message: options.message }
+})
+
+/** Replay chunks are at most this long, so one write stays bounded. */
+const REPLAY_CHUNK = 4096
+
+/**
+ * A subscription as one stream stage: the replay, then the live events, then (if the subscriber was cut) what it
+ * still held and a final `stream.lagged` event carrying the cursor of the last event delivered. Every idle stream
+ * holds one of these, so it is a single `repeatEffectChunkOption` over plain state rather than a pipeline of
+ * stages (each costs a channel executor and its continuations, several KiB per open stream). It reads one
+ * subscription, so it is run once.
+ */
+export const stream = <S>(
+  replay: ReadonlyArray<RuntimeEvent>,
+  subscription: Subscription<RuntimeEvent, S>,
+  options: LaggedOptions
+): Stream.Stream<RuntimeEvent> => {
+  let pending = replay
+  let last = options.cursor
+  let lastSeq = options.seq
+  let ended = false
+  const emit = (events: ReadonlyArray<RuntimeEvent>) => {
+    if (events.length > 0) {
+      const newest = events[events.length - 1]!
+      last = newest.cursor
+      lastSeq = newest.seq
+    }
+    return Chunk.unsafeFromArray(events as Array<RuntimeEvent>)
+  }
+  const live: Effect.Effect<Chunk.Chunk<RuntimeEvent>, Option.Option<never>> = Effect.matchEffect(
+    subscription.take,
+    {
+      onSuccess: (events) => (events.length === 0 ? live : Effect.succeed(emit(events))),
+      onFailure: () => {
+        ended = true
+        const held = subscription.held()
+        if (held === undefined) return Effect.fail(Option.none())
+        const chunk = emit(held)
+        return Effect.succeed(Chunk.append(chunk, laggedEvent(options, last, lastSeq)))
+      }
+    }
+  )
+  const pull = Effect.suspend(() => {
+    if (ended) return Effect.fail(Option.none())
+    if (pending.length === 0) return live
+    const out = pending.length > REPLAY_CHUNK ? pending.slice(0, REPLAY_CHUNK) : pending
+    pending = pending.length > REPLAY_CHUNK ? pending.slice(REPLAY_CHUNK) : []
+    return Effect.succeed(emit(out))
+  })
+  return withPull(Stream.repeatEffectChunkOption(pull), pull)
+}
+
+const PullId: unique symbol = Symbol.for("@yoi/worker-runtime/EventBus/pull")
+
+/** What a subscription's stream is pulled with: a chunk, or `None` when it ended. */
+export type Pull<A, E = never> = Effect.Effect<Chunk.Chunk<A>, Option.Option<E>>
+
+const withPull = <A, E>(stream: Stream.Stream<A, E>, pull: Pull<A, E>): Stream.Stream<A, E> =>
+  Object.assign(stream, { [PullId]: pull })
+
+/**
+ * The pull behind a stream made by `stream`, if `self` is one (any operator applied to it makes a new stream without
+ * it). A writer that holds many idle streams, such as the SSE body, pulls with it directly instead of running the
+ * stream: the stream's channel machinery costs an idle subscriber more memory than everything else it holds.
+ */
+export const pullOf = <A, E, R>(self: Stream.Stream<A, E, R>): Option.Option<Pull<A, E>> =>
+  PullId in self ? Option.some(self[PullId] as Pull<A, E>) : Option.none()
 
 /**
  * Passes events through, turns `LAGGED` into a final `stream.lagged` event carrying the cursor of the last event
@@ -238,17 +313,7 @@ export const untilLagged = <E, R>(
   let lastSeq = options.seq
   return stream.pipe(
     Stream.map((item): RuntimeEvent => {
-      if (item === LAGGED) {
-        return {
-          cursor: last,
-          seq: lastSeq,
-          runtime_id: options.runtimeId,
-          ...(options.workerId === undefined ? {} : { worker_id: options.workerId }),
-          kind: "stream.lagged",
-          at: new Date().toISOString(),
-          data: { resume_cursor: last, message: options.message }
-        }
-      }
+      if (item === LAGGED) return laggedEvent(options, last, lastSeq)
       last = item.cursor
       lastSeq = item.seq
       return item

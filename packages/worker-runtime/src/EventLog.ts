@@ -221,7 +221,7 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
         const matches = matcher(o)
         // The replay snapshot is taken as the subscriber registers: events up to `upTo` come from the backlog and
         // everything after it from the subscription, so there is no gap and no duplicate.
-        const { live, snapshot: { ringFrom, ringPart, upTo } } = yield* bus.subscribe(
+        const subscription = yield* bus.subscribe(
           { workerId: o.workerId, matches: kindsOnly(o) },
           () => {
             const ringFrom = Math.max(backlog.low(), start + 1)
@@ -229,6 +229,7 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
             return { upTo: lastSeq, snapshot: { upTo: lastSeq, ringFrom, ringPart } }
           }
         )
+        const { ringFrom, ringPart, upTo } = subscription.snapshot
         if (start + 1 < ringFrom && options.durable === undefined) {
           // The backlog moved past the cursor between validation and registration.
           return yield* new CursorExpired({
@@ -238,16 +239,18 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
               "resume from its cursor"
           })
         }
-        const replay = start + 1 >= ringFrom || options.durable === undefined
-          ? Stream.fromIterable(ringPart)
-          : replayFromStore(options.durable, start, ringFrom, upTo, ringPart, matches)
-        return EventBus.untilLagged(Stream.concat(replay, live), {
+        const lagged: EventBus.LaggedOptions = {
           runtimeId,
           workerId: o.workerId,
           cursor: Cursor.encode(epoch, start),
           seq: start,
           message: `subscriber fell more than ${options.subscriberBuffer} events behind; resume from the cursor`
-        })
+        }
+        if (start + 1 >= ringFrom || options.durable === undefined) {
+          return EventBus.stream(ringPart, subscription, lagged)
+        }
+        const replay = replayFromStore(options.durable, start, ringFrom, upTo, ringPart, matches)
+        return EventBus.untilLagged(Stream.concat(replay, subscription.live), lagged)
       })
 
     return {

@@ -125,6 +125,27 @@ describe("the PubSub-backed event log with 1,000 subscribers", () => {
     }), TIMEOUT)
 })
 
+describe("a subscriber cut while it waits", () => {
+  it.scoped("delivers a contiguous prefix, then stream.lagged with the cursor of the last event delivered", () =>
+    Effect.gen(function*() {
+      const log = yield* makeLog(4)
+      const start = log.lastSeq()
+      const stream = yield* log.subscribe({})
+      const fiber = yield* Effect.fork(Stream.runCollect(stream))
+      for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+      // One batch far past the bound reaches a reader that is waiting for its next event.
+      yield* log.append(drafts(20, 0))
+      const got = Chunk.toArray(yield* Fiber.join(fiber))
+      const lagged = got.at(-1)!
+      assert.strictEqual(lagged.kind, "stream.lagged")
+      const delivered = got.slice(0, -1)
+      assert.isAbove(delivered.length, 0)
+      assert.deepStrictEqual(delivered.map((e) => e.seq), expectedSeqs(start, start + delivered.length))
+      assert.strictEqual(lagged.cursor, delivered.at(-1)!.cursor)
+      assert.strictEqual(log.subscriberCount(), 0)
+    }))
+})
+
 describe("Backlog", () => {
   it("keeps the newest events by seq, ranges over them, and restarts at a gap", () => {
     const ring = Backlog.make<{ seq: number }>({ capacity: 3, lastSeq: 0 })

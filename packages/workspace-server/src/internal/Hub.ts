@@ -105,7 +105,7 @@ export const make = (options: HubOptions): Effect.Effect<Hub> =>
           ? undefined
           : (e: Domain.RuntimeEvent) => e.worker_id === workerId
         // The subscription joins before the replay snapshot is taken: no gap and no duplicate.
-        const { live, snapshot: { replay, start } } = yield* bus.subscribe({ workerId }, () => {
+        const subscription = yield* bus.subscribe({ workerId }, () => {
           const lastSeq = backlog.lastSeq()
           const start = o.after ?? lastSeq
           // Events at or before `after` are skipped live (a cursor the hub has not reached yet).
@@ -114,7 +114,8 @@ export const make = (options: HubOptions): Effect.Effect<Hub> =>
             snapshot: { replay: backlog.range(start, lastSeq, byWorker), start }
           }
         })
-        return EventBus.untilLagged(Stream.concat(Stream.fromIterable(replay), live), {
+        const { replay, start } = subscription.snapshot
+        return EventBus.stream(replay, subscription, {
           runtimeId: options.runtimeId,
           workerId,
           cursor: o.after !== undefined && epoch !== undefined
