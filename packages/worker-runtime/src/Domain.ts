@@ -388,6 +388,13 @@ export type KnownEvent = Exclude<RuntimeEvent, OtherEvent>
 /** The event of one kind, with its typed `data`. */
 export type EventOf<K extends EventKind> = Extract<RuntimeEvent, { readonly kind: K }>
 
+/** The last event of a turn: `turn.completed`, `turn.cancelled`, `turn.failed` or `turn.interrupted`. */
+export type TurnEndEvent = EventOf<"turn.completed" | "turn.cancelled" | "turn.failed" | "turn.interrupted">
+
+export const isTurnEnd = (event: RuntimeEvent): event is TurnEndEvent =>
+  event.kind === "turn.completed" || event.kind === "turn.cancelled" || event.kind === "turn.failed" ||
+  event.kind === "turn.interrupted"
+
 /** The JSON Schema (draft-07) of the event union, as `/openapi.json` references it for the event streams. */
 export const RuntimeEventJsonSchema = JSONSchema.make(RuntimeEvent)
 
