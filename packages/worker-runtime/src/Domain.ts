@@ -395,8 +395,13 @@ export const isTurnEnd = (event: RuntimeEvent): event is TurnEndEvent =>
   event.kind === "turn.completed" || event.kind === "turn.cancelled" || event.kind === "turn.failed" ||
   event.kind === "turn.interrupted"
 
-/** The JSON Schema (draft-07) of the event union, as `/openapi.json` references it for the event streams. */
-export const RuntimeEventJsonSchema = JSONSchema.make(RuntimeEvent)
+let jsonSchema: JSONSchema.JsonSchema7Root | undefined
+
+/**
+ * The JSON Schema (draft-07) of the event union, for tools outside Effect; `/openapi.json` holds the same schema as
+ * `components.schemas.RuntimeEvent`. Built on first use, not at import.
+ */
+export const runtimeEventJsonSchema = (): JSONSchema.JsonSchema7Root => (jsonSchema ??= JSONSchema.make(RuntimeEvent))
 
 export const Capabilities = Schema.Struct({
   engines: Schema.Array(Schema.String),
