@@ -62,7 +62,8 @@ const drafts = (count: number, workers: ReadonlyArray<string> | undefined, offse
   return Array.from({ length: count }, (_, i) => ({
     kind: "turn.delta" as const,
     ...(workers === undefined ? {} : { worker_id: workers[(offset + i) % workers.length]! }),
-    data: { t, text }
+    // The send time leads the text: the event union encodes only the fields of `turn.delta`'s data.
+    data: { text: `${t} ${text}` }
   }))
 }
 
@@ -134,12 +135,12 @@ const bareServer = async (send: (reply: Reply) => void): Promise<Producer> => {
     let all: string | undefined
     for (const client of clients) {
       if (client.worker === undefined) {
-        all ??= events.map(Sse.eventFrame).join("")
+        all ??= events.map(bareFrame).join("")
         client.res.write(all)
         continue
       }
       let frames = ""
-      for (const e of events) if (e.worker_id === client.worker) frames += Sse.eventFrame(e)
+      for (const e of events) if (e.worker_id === client.worker) frames += bareFrame(e)
       if (frames.length > 0) client.res.write(frames)
     }
   }
@@ -155,6 +156,10 @@ const bareServer = async (send: (reply: Reply) => void): Promise<Producer> => {
     }
   }
 }
+
+/** A hand-written broadcaster's frame: the event as it is, serialized once, no schema. */
+const bareFrame = (event: Domain.RuntimeEvent) =>
+  `id: ${event.cursor}\nevent: ${event.kind}\ndata: ${JSON.stringify(event)}\n\n`
 
 const yieldMacro = () => new Promise<void>((resolve) => setImmediate(resolve))
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)))
@@ -251,12 +256,12 @@ const openReader = (port: number, path: string, everyEvent: boolean): Reader => 
       }
       carry = buffer.slice(-(MARK.length - 1))
       if (everyEvent) {
-        for (const m of chunk.matchAll(/"t":([0-9.]+),/g)) reader.latencies.push(arrived - Number(m[1]))
+        for (const m of chunk.matchAll(/"text":"([0-9.]+) /g)) reader.latencies.push(arrived - Number(m[1]))
       } else {
-        const t = chunk.lastIndexOf("\"t\":")
+        const t = chunk.lastIndexOf("\"text\":\"")
         if (t !== -1) {
-          // Only a complete number (followed by its comma): a read may end in the middle of one.
-          const m = /^"t":([0-9.]+),/.exec(chunk.slice(t, t + 40))
+          // Only a complete number (followed by its space): a read may end in the middle of one.
+          const m = /^"text":"([0-9.]+) /.exec(chunk.slice(t, t + 40))
           if (m !== null) reader.latencies.push(arrived - Number(m[1]))
         }
       }

@@ -112,7 +112,7 @@ describe("LLM engines in a runtime", () => {
       const unset = yield* rt.createWorker({ display_name: "unset", engine: { profile: "unset" } })
       const { end } = yield* H.turn(rt, unset.worker.worker_id, "hi")
       assert.strictEqual(end.kind, "turn.failed")
-      const error = (end.data as { error: { code: string; message: string } }).error
+      const error = end.data.error!
       assert.strictEqual(error.code, "provider_secret_unavailable")
       assert.include(error.message, "NOT_SET_ANYWHERE")
       assert.strictEqual(fake.requests.length, 1)
@@ -143,7 +143,7 @@ describe("LLM engines in a runtime", () => {
       })
       const { end } = yield* H.turn(rt, worker.worker_id, "loop")
       assert.strictEqual(end.kind, "turn.failed")
-      assert.strictEqual((end.data as { error: { code: string } }).error.code, "step_limit_reached")
+      assert.strictEqual(end.data.error?.code, "step_limit_reached")
       assert.strictEqual(fake.requests.length, 2)
       const entries = yield* H.transcript(rt, worker.worker_id)
       assert.deepStrictEqual(entries.map((e) => e._tag), ["user_input", "tool_call", "tool_result", "notice"])
@@ -188,7 +188,7 @@ describe("LLM engines in a runtime", () => {
       })
       const { end, turnEvents } = yield* H.turn(rt, worker.worker_id, "hi")
       assert.strictEqual(end.kind, "turn.failed")
-      const error = (end.data as { error: { code: string; message: string } }).error
+      const error = end.data.error!
       assert.strictEqual(error.code, "provider_timeout")
       assert.include(error.message, "gave up after 2 attempts")
       assert.strictEqual(turnEvents.filter((e) => e.kind === "turn.retry").length, 1)
@@ -208,7 +208,7 @@ describe("LLM engines in a runtime", () => {
       })
       const { worker } = yield* rt.createWorker({ display_name: "Limited", engine: { profile: "llm" } })
       const { end, turnEvents } = yield* H.turn(rt, worker.worker_id, "hi")
-      const error = (end.data as { error: { code: string; message: string } }).error
+      const error = end.data.error!
       assert.strictEqual(error.code, "provider_rate_limited")
       assert.include(error.message, "retry budget")
       assert.strictEqual(turnEvents.filter((e) => e.kind === "turn.retry").length, 0)
@@ -242,7 +242,7 @@ describe("LLM engines in a runtime", () => {
 
       const second = yield* H.turn(rt, worker.worker_id, "write")
       assert.strictEqual(second.end.kind, "turn.failed")
-      assert.strictEqual((second.end.data as { error: { code: string } }).error.code, "provider_bad_response")
+      assert.strictEqual(second.end.data.error?.code, "provider_bad_response")
       assert.strictEqual((yield* rt.getWorker(worker.worker_id)).status, "idle")
     }))
 })

@@ -1,5 +1,5 @@
 import { FetchHttpClient } from "@effect/platform"
-import { type Domain, layerMemory, type Profiles, Runtime, type WorkerStore } from "@yoi/worker-runtime"
+import { Domain, layerMemory, type Profiles, Runtime, type WorkerStore } from "@yoi/worker-runtime"
 import { ConfigProvider, Context, Effect, Layer, type Scope, Stream } from "effect"
 import { mkdtemp, realpath, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -91,7 +91,8 @@ export const turn = (rt: Runtime.RuntimeService, workerId: string, text: string)
   Effect.gen(function*() {
     const accepted = yield* rt.sendInput(workerId, { text })
     const events = yield* awaitTurn(rt, workerId, accepted.turn_id)
-    const end = events[events.length - 1]!
+    const last = events[events.length - 1]!
+    const end = Domain.isTurnEnd(last) ? last : yield* Effect.dieMessage(`the turn ended with ${last.kind}`)
     return { turnId: accepted.turn_id, events, end, turnEvents: events.filter((e) => e.turn_id === accepted.turn_id) }
   })
 

@@ -79,7 +79,7 @@ for (const protocol of protocols) {
         assert.deepStrictEqual(listed.result.entries, [{ name: "a.txt", type: "file" }, { name: "sub", type: "dir" }])
         assert.deepStrictEqual(entries[6], { _tag: "assistant_message", text: "It says alpha." })
         assert.deepStrictEqual(
-          turnEvents.filter((e) => e.kind === "turn.tool_call").map((e) => (e.data as { call_id: string }).call_id),
+          turnEvents.filter((e) => e.kind === "turn.tool_call").flatMap((e) => (e.kind === "turn.tool_call" ? [e.data.call_id] : [])),
           ["call_a", "call_b"]
         )
 
@@ -134,9 +134,7 @@ for (const protocol of protocols) {
         const { worker } = yield* rt.createWorker({ display_name: "Companion", engine: { profile: "llm" } })
         const { end, turnEvents } = yield* H.turn(rt, worker.worker_id, "Hi")
         assert.strictEqual(end.kind, "turn.completed", stringify(end.data))
-        const retries = turnEvents.filter((e) => e.kind === "turn.retry").map((e) =>
-          e.data as { attempt: number; delay_ms: number; reason: string }
-        )
+        const retries = turnEvents.flatMap((e) => (e.kind === "turn.retry" ? [e.data] : []))
         assert.deepStrictEqual(retries.map((r) => r.attempt), [1, 2, 3])
         assert.isAtMost(retries[0]!.delay_ms, 20)
         assert.strictEqual(retries[1]!.delay_ms, 1000)
@@ -162,7 +160,7 @@ for (const protocol of protocols) {
         const { worker } = yield* rt.createWorker({ display_name: "Companion", engine: { profile: "llm" } })
         const first = yield* H.turn(rt, worker.worker_id, "Hi")
         assert.strictEqual(first.end.kind, "turn.failed")
-        const error = (first.end.data as { error: { _tag: string; code: string; message: string } }).error
+        const error = first.end.data.error!
         assert.strictEqual(error._tag, "EngineError")
         assert.strictEqual(error.code, "provider_unavailable")
         assert.include(error.message, "boom")
@@ -194,17 +192,17 @@ for (const protocol of protocols) {
         const { worker } = yield* rt.createWorker({ display_name: "Companion", engine: { profile: "llm" } })
         const first = yield* H.turn(rt, worker.worker_id, "Hi")
         assert.strictEqual(first.end.kind, "turn.failed")
-        const error = (first.end.data as { error: { code: string; message: string } }).error
+        const error = first.end.data.error!
         assert.strictEqual(error.code, "provider_unauthorized")
         assert.include(error.message, "401")
         assert.strictEqual(fake.requests.length, 1)
 
         const second = yield* H.turn(rt, worker.worker_id, "Hi again")
-        const notFound = (second.end.data as { error: { code: string; message: string } }).error
+        const notFound = second.end.data.error!
         assert.strictEqual(notFound.code, "provider_bad_request")
         assert.include(notFound.message, "model 'gpt-test' not found")
         const third = yield* H.turn(rt, worker.worker_id, "And again")
-        const badRequest = (third.end.data as { error: { code: string; message: string } }).error
+        const badRequest = third.end.data.error!
         assert.strictEqual(badRequest.code, "provider_bad_request")
         assert.include(badRequest.message, "HTTP 400")
         assert.include(badRequest.message, "at least one message is required")

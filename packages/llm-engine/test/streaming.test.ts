@@ -20,7 +20,7 @@ for (const protocol of protocols) {
         const { end, turnEvents } = yield* H.turn(rt, worker.worker_id, "Say hello")
 
         assert.strictEqual(end.kind, "turn.completed")
-        const deltas = turnEvents.filter((e) => e.kind === "turn.delta").map((e) => (e.data as { text: string }).text)
+        const deltas = turnEvents.flatMap((e) => (e.kind === "turn.delta" ? [e.data.text] : []))
         assert.deepStrictEqual(deltas, ["Hello", ", ", "world"])
         const usage = turnEvents.filter((e) => e.kind === "turn.usage").map((e) => e.data)
         assert.deepStrictEqual(usage, [{ input_tokens: 21, output_tokens: 3, cached_tokens: 8 }])

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { RuntimeEvents } from "@yoi/runtime-api"
 import { Domain, EventLog, Ids, layerMemory, Runtime } from "@yoi/worker-runtime"
+import { Ajv } from "ajv"
 import { Chunk, Effect, Layer, Redacted, Schema, Stream } from "effect"
 import { Auth, RuntimeServer } from "../src/index.js"
 import { connect, TOKEN } from "./SseTestClient.js"
@@ -96,6 +97,18 @@ describe("the event union on the wire", () => {
       const first = Chunk.unsafeGet(got, 0)
       assert.strictEqual(first.kind === "worker.created" ? first.data.worker.display_name : first.kind, "Union")
     }).pipe(Effect.provide(serve())))
+
+  it("the exported JSON Schema of the union accepts every encoded kind and an unknown one, and refuses bad data", () => {
+    const ajv = new Ajv({ strict: false, allErrors: true })
+    const validate = ajv.compile(Domain.runtimeEventJsonSchema())
+    const encode = Schema.encodeSync(Domain.RuntimeEvent)
+    for (const kind of Domain.EventKind.literals) {
+      const event = { cursor: "c1.a", seq: 1, runtime_id: "rt", ...draft(kind), at } as Domain.RuntimeEvent
+      assert.isTrue(validate(encode(event)), `${kind}: ${ajv.errorsText(validate.errors)}`)
+    }
+    assert.isTrue(validate({ cursor: "c", seq: 1, runtime_id: "rt", kind: "worker.renamed", at, data: [1] }))
+    assert.isFalse(validate({ cursor: "c", seq: 1, runtime_id: "rt", kind: "turn.delta", at, data: { txt: "x" } }))
+  })
 
   it("a stream.error frame's data (the error alone) decodes with the union's stream.error data schema", () => {
     const data = Schema.decodeUnknownSync(Domain.StreamErrorData)(samples["stream.error"])

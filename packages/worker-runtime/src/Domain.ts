@@ -426,8 +426,20 @@ export type KnownEvent = Exclude<RuntimeEvent, OtherEvent>
 /** The event of one kind, with its typed `data`. */
 export type EventOf<K extends EventKind> = Extract<RuntimeEvent, { readonly kind: K }>
 
-/** The JSON Schema (draft-07) of the event union, as `/openapi.json` references it for the event streams. */
-export const RuntimeEventJsonSchema = JSONSchema.make(RuntimeEvent)
+/** The last event of a turn: `turn.completed`, `turn.cancelled`, `turn.failed` or `turn.interrupted`. */
+export type TurnEndEvent = EventOf<"turn.completed" | "turn.cancelled" | "turn.failed" | "turn.interrupted">
+
+export const isTurnEnd = (event: RuntimeEvent): event is TurnEndEvent =>
+  event.kind === "turn.completed" || event.kind === "turn.cancelled" || event.kind === "turn.failed" ||
+  event.kind === "turn.interrupted"
+
+let jsonSchema: JSONSchema.JsonSchema7Root | undefined
+
+/**
+ * The JSON Schema (draft-07) of the event union, for tools outside Effect; `/openapi.json` holds the same schema as
+ * `components.schemas.RuntimeEvent`. Built on first use, not at import.
+ */
+export const runtimeEventJsonSchema = (): JSONSchema.JsonSchema7Root => (jsonSchema ??= JSONSchema.make(RuntimeEvent))
 
 /** The widest filesystem access a runtime grants to worker scopes; `none` when it has no scope roots. */
 export const ScopeAccess = Schema.Literal("none", "read", "write")

@@ -74,9 +74,11 @@ describe("event envelope and ordering", () => {
         assert.deepStrictEqual(events[6]!.data, { input_tokens: 2, output_tokens: 2, cached_tokens: 0 })
         assert.deepStrictEqual(events[2]!.data, { status: "running", previous: "idle" })
         assert.deepStrictEqual(events[9]!.data, { status: "idle", previous: "running" })
-        const appended = events[7]!.data as { entry: Domain.TranscriptEntry }
-        assert.deepStrictEqual(appended.entry.data, { _tag: "assistant_message", text: "abcd efgh" })
-        assert.strictEqual(appended.entry.index, 1)
+        const appended = events[7]!
+        assert.strictEqual(appended.kind, "transcript.appended")
+        if (appended.kind !== "transcript.appended") return
+        assert.deepStrictEqual(appended.data.entry.data, { _tag: "assistant_message", text: "abcd efgh" })
+        assert.strictEqual(appended.data.entry.index, 1)
       }), { runtimeId: "ev" }))
 
   it.effect("seq has no gap and no duplicate while many workers run turns concurrently", () =>
@@ -106,7 +108,7 @@ describe("event envelope and ordering", () => {
         const scoped = yield* rt.subscribe({ worker_id: a.worker_id })
         const collector = yield* Effect.fork(
           scoped.pipe(
-            Stream.takeUntil((e) => e.kind === "worker.status" && (e.data as { status: string }).status === "stopped"),
+            Stream.takeUntil((e) => e.kind === "worker.status" && e.data.status === "stopped"),
             Stream.runCollect,
             Effect.map(Chunk.toArray)
           )
@@ -279,7 +281,7 @@ describe("slow subscribers", () => {
         assert.strictEqual(lagged.kind, "stream.lagged")
         assertContiguous(got.slice(0, -1), position(start).seq, position(start).seq + 8)
         assert.strictEqual(lagged.cursor, got.at(-2)!.cursor)
-        assert.strictEqual((lagged.data as { resume_cursor: string }).resume_cursor, lagged.cursor)
+        assert.strictEqual(lagged.kind === "stream.lagged" ? lagged.data.resume_cursor : undefined, lagged.cursor)
 
         const resumed = yield* eventsSince(rt, lagged.cursor)
         assertContiguous(resumed, position(lagged.cursor).seq, head)

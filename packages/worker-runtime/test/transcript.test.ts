@@ -74,8 +74,7 @@ describe("transcript pages", () => {
         yield* runTurn(rt, worker.worker_id, "first")
         yield* runTurn(rt, worker.worker_id, "second")
         const appended = (yield* eventsSince(rt, before))
-          .filter((e) => e.kind === "transcript.appended")
-          .map((e) => (e.data as { entry: Domain.TranscriptEntry }).entry)
+          .flatMap((e) => (e.kind === "transcript.appended" ? [e.data.entry] : []))
         assert.deepStrictEqual(appended, (yield* fullTranscript(rt, worker.worker_id)).items)
       })))
 
@@ -168,7 +167,7 @@ describe("list then watch", () => {
           const { items, cursor } = yield* fullTranscript(rt, worker.worker_id, 3)
           const stream = yield* rt.subscribe({ cursor, worker_id: worker.worker_id })
           const fiber = yield* Effect.fork(stream.pipe(
-            Stream.takeUntil((e) => e.kind === "worker.status" && (e.data as { status: string }).status === "stopped"),
+            Stream.takeUntil((e) => e.kind === "worker.status" && e.data.status === "stopped"),
             Stream.runCollect,
             Effect.map(Chunk.toArray)
           ))
@@ -182,8 +181,7 @@ describe("list then watch", () => {
         for (const { listed, fiber } of watchers) {
           const events = yield* Fiber.join(fiber)
           const watched = events
-            .filter((e) => e.kind === "transcript.appended")
-            .map((e) => (e.data as { entry: Domain.TranscriptEntry }).entry)
+            .flatMap((e) => (e.kind === "transcript.appended" ? [e.data.entry] : []))
           assert.deepStrictEqual([...listed, ...watched], truth)
           listedSizes.add(listed.length)
         }

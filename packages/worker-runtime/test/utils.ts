@@ -26,7 +26,7 @@ export const awaitTurnEnd = (
   workerId: string,
   turnId: string,
   cursor: string
-): Effect.Effect<Domain.RuntimeEvent, unknown> =>
+): Effect.Effect<Domain.TurnEndEvent, unknown> =>
   Effect.scoped(Effect.gen(function*() {
     const stream = yield* rt.subscribe({ cursor, worker_id: workerId, kinds: [...terminalKinds, "stream.lagged"] })
     const head = yield* stream.pipe(
@@ -35,7 +35,13 @@ export const awaitTurnEnd = (
     )
     return Option.getOrThrow(head)
   })).pipe(
-    Effect.flatMap((e) => e.kind === "stream.lagged" ? awaitTurnEnd(rt, workerId, turnId, e.cursor) : Effect.succeed(e))
+    Effect.flatMap((e) =>
+      e.kind === "stream.lagged"
+        ? awaitTurnEnd(rt, workerId, turnId, e.cursor)
+        : Domain.isTurnEnd(e)
+          ? Effect.succeed(e)
+          : Effect.dieMessage(`the stream gave ${e.kind} instead of the end of turn ${turnId}`)
+    )
   )
 
 /** Sends input and waits for the turn to end; returns the acceptance and the terminal event. */

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cursor, type Domain } from "@yoi/worker-runtime"
-import { Chunk, Duration, Effect, Either, Exit, Fiber, Option, Scope, Stream } from "effect"
+import { Cursor, Domain } from "@yoi/worker-runtime"
+import { Chunk, Duration, Effect, Either, Exit, Fiber, Option, Schema, Scope, Stream } from "effect"
 import * as NodePath from "node:path"
 import * as CompositeCursor from "../src/CompositeCursor.js"
 import * as Hub from "../src/internal/Hub.js"
@@ -26,7 +26,10 @@ const twoRuntimes = (endpoint: string) => ({
 const positions = (id: string) => Either.getOrThrow(CompositeCursor.decode(id))
 const seqOf = (cursor: string) => Either.getOrThrow(Cursor.decode(cursor)).seq
 
-const events = (frames: ReadonlyArray<SseFrame>) => frames.map((f) => f.data as Domain.RuntimeEvent)
+/** The events of a Backend stream, decoded with the event union as a browser client would. */
+const decodeEvent = Schema.decodeUnknownSync(Domain.RuntimeEvent)
+const events = (frames: ReadonlyArray<SseFrame>) =>
+  frames.filter((f) => f.event !== "stream.error").map((f) => decodeEvent(f.data))
 
 /** Connects to /api/events until the connect frame names a position for every runtime (the remote is followed). */
 const connectAll = (client: Parameters<typeof connectSse>[0], runtimes: ReadonlyArray<string>) =>
@@ -92,7 +95,7 @@ describe("GET /api/events (all runtimes)", () => {
         }
         // Every frame's id is a composite cursor that holds the position of that frame's runtime.
         for (const frame of resumed.frames()) {
-          const event = frame.data as Domain.RuntimeEvent
+          const event = decodeEvent(frame.data)
           assert.strictEqual(positions(frame.id!).get(event.runtime_id), event.cursor)
         }
       }
@@ -156,7 +159,7 @@ describe("the upstream subscription of a remote", () => {
         "the restarted remote"
       )
       const frames = yield* sse.waitFor(
-        (f) => events(f).some((e) => e.kind === "worker.created" && (e.data as any).worker.display_name === "After"),
+        (f) => events(f).some((e) => e.kind === "worker.created" && e.data.worker.display_name === "After"),
         "the creation after the restart"
       )
       const remote = events(frames).filter((e) => e.runtime_id === "gpu-box")
