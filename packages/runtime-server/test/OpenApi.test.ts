@@ -1,17 +1,30 @@
 import { assert, describe, it } from "@effect/vitest"
-import { layerMemory, Runtime } from "@yoi/worker-runtime"
+import { type Engine, layerMemory, Runtime } from "@yoi/worker-runtime"
+import { testPolicy } from "@yoi/worker-runtime/testing"
 import { HttpServer } from "@effect/platform"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Layer, Redacted, Stream } from "effect"
 import { Auth, RuntimeServer } from "../src/index.js"
 import { send } from "../src/testing.js"
 import { assertLintClean, duplicatedIds, lint, validator } from "./OpenApiCheck.js"
 import { type Reply, request, TOKEN } from "./RawHttp.js"
 import { connect } from "./SseTestClient.js"
 
+/** An engine that offers a tool, so the runtime can offer it while the default (echo) profile cannot run it. */
+const toolish: Engine.Engine = {
+  provider: "toolish",
+  tools: ["read_file"],
+  validate: () => Effect.void,
+  turn: () => Stream.empty
+}
+
 /** The real server (with its own `node:http` server and `onClientError`) on a free loopback port. */
 const serve = () =>
   RuntimeServer.layer({ host: "127.0.0.1", port: 0, auth: Auth.token(Redacted.make(TOKEN)), graceMs: 200 }).pipe(
-    Layer.provideMerge(layerMemory({ runtimeId: "rt-openapi" }))
+    Layer.provideMerge(layerMemory({
+      runtimeId: "rt-openapi",
+      engines: [toolish],
+      policy: { ...testPolicy, tools: ["read_file"] }
+    }))
   )
 
 const post = (path: string, body?: unknown) =>

@@ -7,7 +7,7 @@ import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 
 const config = (dir: string) => ({
-  embedded: { runtime_id: "local", store: "memory" as const },
+  embedded: { runtime_id: "local", store: "memory" as const, tools: ["read_file"] },
   legacy_pods: { runtime_id: "legacy", dir }
 })
 
