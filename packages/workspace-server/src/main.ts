@@ -1,7 +1,7 @@
 import { FileSystem, HttpServer } from "@effect/platform"
 import { NodeContext, NodeHttpClient, NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { HttpErrors } from "@yoi/runtime-server"
-import { Cause, Console, Effect, Either, Layer, Option, Redacted } from "effect"
+import { Cause, Console, Effect, Either, Layer, Logger, Option, Redacted } from "effect"
 import * as NodePath from "node:path"
 import { BackendToken } from "./Auth.js"
 import * as Backend from "./Backend.js"
@@ -24,6 +24,12 @@ const announce = Layer.effectDiscard(Effect.gen(function*() {
   )
 }))
 
+/**
+ * A log line from a finalizer: acquired last, "draining" is the first thing said on SIGTERM/SIGINT; acquired first,
+ * "drained" the last, once the server, the runtimes and the stores have closed (as yoi-runtime logs them).
+ */
+const logOnShutdown = (message: string) => Layer.scopedDiscard(Effect.addFinalizer(() => Effect.logInfo(message)))
+
 const backend = Effect.gen(function*() {
   const settings = yield* Cli.settings
   const bind = yield* Cli.parseBind(settings.bind)
@@ -34,9 +40,11 @@ const backend = Effect.gen(function*() {
   )
   const config = yield* BackendConfig.load(Option.getOrUndefined(settings.config), dataDir)
   // The ready line comes only after every runtime, the audit store and the server are up.
-  return announce.pipe(
+  return logOnShutdown("draining").pipe(
+    Layer.provideMerge(announce),
     Layer.provideMerge(Backend.layer({ config, auditDatabase: NodePath.join(dataDir, "backend.db") })),
-    Layer.provide(NodeHttpServer.layer(HttpErrors.createServer, { host: bind.host, port: bind.port }))
+    Layer.provide(NodeHttpServer.layer(HttpErrors.createServer, { host: bind.host, port: bind.port })),
+    Layer.provide(logOnShutdown("drained"))
   )
 }).pipe(Layer.unwrapEffect)
 
@@ -65,5 +73,7 @@ Effect.suspend(() =>
       onNone: () => (Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logError("yoi-backend failed", cause))
     })
   ),
-  NodeRuntime.runMain({ disableErrorReporting: true })
+  // Logs go to stderr (logfmt), as yoi-runtime's do; stdout carries only the ready and sign-in lines.
+  Effect.provide(Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger))),
+  NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
 )
