@@ -1,3 +1,3 @@
 #!/usr/bin/env node
-// The compiled server (npm run build, run by npm ci); it drains on SIGTERM and SIGINT and exits 0.
-import "../dist/main.js"
+// The compiled server, bundled (npm run build, which npm ci runs); it drains on SIGTERM and SIGINT and exits 0.
+import "../dist/bundle/main.js"
