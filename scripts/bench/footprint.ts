@@ -100,7 +100,7 @@ const measure = async (node: string, binary: Binary, idleMs: number): Promise<Sa
     let stderr = ""
     child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
     const [readyMs, cpuMs] = await new Promise<[number, number]>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${binary.name}: no ready line in 30 s; stderr: ${stderr}`)), 30_000)
+      const timer = setTimeout(() => reject(new Error(`${binary.name}: no ready line in 120 s; stderr: ${stderr}`)), 120_000)
       child.once("exit", (code) => reject(new Error(`${binary.name} exited with ${code} before its ready line: ${stderr}`)))
       child.stdout!.on("data", (chunk: Buffer) => {
         stdout += chunk.toString()
