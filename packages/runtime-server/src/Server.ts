@@ -19,6 +19,8 @@ import * as EventsHandlers from "./EventsHandlers.js"
 import * as FastReads from "./FastReads.js"
 import * as HealthHandlers from "./HealthHandlers.js"
 import * as HttpErrors from "./HttpErrors.js"
+import * as HttpMetrics from "./HttpMetrics.js"
+import * as MetricsHandlers from "./MetricsHandlers.js"
 import * as RuntimeHandlers from "./RuntimeHandlers.js"
 import * as Shutdown from "./Shutdown.js"
 import * as Sse from "./Sse.js"
@@ -54,11 +56,14 @@ export interface ListenOptions extends AppOptions {
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
+const routes = HttpMetrics.routeLabeler(RuntimeApi, [["GET", "/openapi.json"], ["GET", "/docs"]])
+
 const serve = (options: AppOptions) =>
   Effect.gen(function*() {
     const app = yield* HttpApiBuilder.httpApp
     const fast = options.fastReads === false ? identity : yield* FastReads.make(options.auth)
-    const served = HttpServer.serve(HttpErrors.guard(fast(app)))
+    const counted = HttpMetrics.count("runtime", routes)
+    const served = HttpServer.serve(counted(HttpErrors.guard(fast(app))))
     return options.tracing === true ? served : HttpMiddleware.withTracerDisabledWhen(served, () => true)
   }).pipe(
     Layer.unwrapEffect,
@@ -81,6 +86,7 @@ export const layerApi = (options: AppOptions): Layer.Layer<HttpApi.Api, never, R
     HealthHandlers.layer,
     RuntimeHandlers.layer,
     WorkersHandlers.layer,
+    MetricsHandlers.layer,
     EventsHandlers.layerWith({ ...Sse.defaultOptions, ...options.events })
   ).pipe(Layer.provide(Auth.layer(options.auth)))
   const api = HttpApiBuilder.api(RuntimeApi).pipe(Layer.provide(groups))

@@ -4,6 +4,7 @@ import {
   type CursorInvalid,
   type Domain,
   type InvalidInput,
+  Metrics,
   Runtime,
   RuntimeUnavailable,
   type WorkerNotFound
@@ -126,6 +127,11 @@ export const makeControl = (heartbeat: Duration.DurationInput): Effect.Effect<Co
     }
   })
 
+const stalls = Metrics.family(Metrics.sseStalled, "server")("runtime")
+const lagged = Metrics.family(Metrics.sseLagged, "server")("runtime")
+const opened = Metrics.family(Metrics.sseOpened, "server")("runtime")
+const openStreams = Metrics.family(Metrics.sseOpen, "server")("runtime")
+
 /**
  * Writes (each a chunk of at most `subscriberBuffer` events) a stream may hold beyond the socket before its events
  * wait, and past the subscriber buffer, lag: a stalled reader costs at most this many chunks of memory.
@@ -160,7 +166,10 @@ export const body = (
     // What the client must resume from if the stream ends now: everything pushed will be delivered first.
     let last = options.startCursor
     const push = (text: string) => {
-      if (!readable.push(text)) writable.unsafeClose()
+      if (!readable.push(text)) {
+        stalls.unsafeUpdate(1, [])
+        writable.unsafeClose()
+      }
     }
     const end = (error: RuntimeUnavailable | undefined) => {
       if (ended) return
@@ -181,7 +190,9 @@ export const body = (
         const events = Chunk.toReadonlyArray(chunk)
         if (ended || events.length === 0) return Effect.void
         push(chunkText(events))
-        last = events[events.length - 1]!.cursor
+        const newest = events[events.length - 1]!
+        last = newest.cursor
+        if (newest.kind === "stream.lagged") lagged.unsafeUpdate(1, [])
         return writable.await
       }),
       Effect.catchAll((error) => Effect.sync(() => end(error))),
@@ -254,9 +265,15 @@ export const make = (
           )
         }
         active += 1
+        opened.unsafeUpdate(1, [])
+        openStreams.unsafeModify(1, [])
         return Effect.void
       }),
-      () => Effect.sync(() => void (active -= 1))
+      () =>
+        Effect.sync(() => {
+          active -= 1
+          openStreams.unsafeModify(-1, [])
+        })
     )
 
     const subscribe = (query: Runtime.SubscribeQuery) =>

@@ -1,5 +1,7 @@
 export * as Auth from "./Auth.js"
 export * as HttpErrors from "./HttpErrors.js"
+export * as HttpMetrics from "./HttpMetrics.js"
+export * as MetricsHandlers from "./MetricsHandlers.js"
 export * as RuntimeServer from "./Server.js"
 export * from "./Shutdown.js"
 export * as Sse from "./Sse.js"

@@ -40,6 +40,7 @@ import {
 import { type EventDraft, EventLog } from "./EventLog.js"
 import { makeEntryId, makeTurnId, makeWorkerId, RuntimeId, type TurnId, WorkerId } from "./Ids.js"
 import * as Json from "./internal/json.js"
+import * as Metrics from "./Metrics.js"
 import { type CommitBatch, type StoreError, WorkerStore } from "./WorkerStore.js"
 
 export const VERSION = "0.1.0"
@@ -532,6 +533,7 @@ export const make: Effect.Effect<
       )
     return engine.turn(context).pipe(
       Stream.runForEachChunk((chunk) => onEngineChunk(state, turn, chunk, finish)),
+      Metrics.trackTurn(spec.provider, turn.usage),
       // A crashing engine ends the turn as failed instead of leaving the worker running forever.
       Effect.catchAllDefect((defect) =>
         Effect.zipRight(
@@ -546,7 +548,10 @@ export const make: Effect.Effect<
             : { _tag: e._tag, message: e.message })
       }),
       Effect.catchAllCause((cause) => Effect.logError("turn could not be recorded", cause)),
-      Effect.annotateLogs({ worker_id: record.worker_id, turn_id: turn.turnId })
+      Effect.annotateLogs({ worker_id: record.worker_id, turn_id: turn.turnId }),
+      Effect.withSpan("Runtime.turn", {
+        attributes: { worker_id: record.worker_id, turn_id: turn.turnId, provider: spec.provider }
+      })
     )
   }
 
