@@ -2,6 +2,7 @@ import { HttpApi } from "@effect/platform"
 import { AuditGroup } from "./api/AuditGroup.js"
 import { EventsGroup } from "./api/EventsGroup.js"
 import { ListingsGroup } from "./api/ListingsGroup.js"
+import { MetricsGroup } from "./api/MetricsGroup.js"
 import { RuntimesGroup } from "./api/RuntimesGroup.js"
 import { SessionGroup } from "./api/SessionGroup.js"
 import { WorkersGroup } from "./api/WorkersGroup.js"
@@ -15,6 +16,7 @@ export class BrowserApi extends HttpApi.make("yoi-backend")
   .add(ListingsGroup)
   .add(AuditGroup)
   .add(SessionGroup)
+  .add(MetricsGroup)
   .addError(InvalidInput)
   .addError(Unauthorized)
   .addError(RouteNotFound)

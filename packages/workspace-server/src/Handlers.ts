@@ -1,4 +1,5 @@
 import { HttpApiBuilder, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Metrics } from "@yoi/worker-runtime"
 import { Chunk, Duration, Effect, Layer, Schedule, Stream } from "effect"
 import { Audit } from "./Audit.js"
 import { BackendToken, Caller, SESSION_COOKIE, SESSION_TTL_SECONDS, Sessions, tokenMatches } from "./Auth.js"
@@ -50,6 +51,8 @@ export interface SseOptions {
 }
 
 const encoder = new TextEncoder()
+const sseOpen = Metrics.family(Metrics.sseOpen, "server")("backend")
+const sseOpened = Metrics.family(Metrics.sseOpened, "server")("backend")
 
 const encodeFrame = (f: Frame): string => {
   switch (f._tag) {
@@ -78,8 +81,13 @@ export const sseResponse = (frames: Stream.Stream<Frame>, options: SseOptions) =
     Stream.mapChunks((chunk) => Chunk.of(encodeFrames(chunk))),
     Stream.merge(heartbeat, { haltStrategy: "left" })
   )
+  const counted = Stream.suspend(() => {
+    sseOpened.unsafeUpdate(1, [])
+    sseOpen.unsafeModify(1, [])
+    return Stream.ensuring(body, Effect.sync(() => sseOpen.unsafeModify(-1, [])))
+  })
   return HttpServerResponse.stream(
-    Stream.map(body, (text) => encoder.encode(text)),
+    Stream.map(counted, (text) => encoder.encode(text)),
     {
       contentType: "text/event-stream",
       headers: { "cache-control": "no-cache, no-store", "x-accel-buffering": "no" }
@@ -216,6 +224,28 @@ export const layerSession = HttpApiBuilder.group(BrowserApi, "session", (handler
       .handle("healthz", () => Effect.succeed({ status: "ok" as const }))
   }))
 
+const workerGauge = Metrics.family(Metrics.workers, "runtime_id", "status")
+const statusGauge = Metrics.family(Metrics.remoteStatus, "runtime_id", "status")
+
+/** Sets the per-runtime gauges from what each handle knows without waiting (a remote's last probe), then renders. */
+export const layerMetrics = HttpApiBuilder.group(BrowserApi, "metrics", (handlers) =>
+  Effect.gen(function*() {
+    const registry = yield* RuntimeRegistry
+    const record = Effect.flatMap(Caller, (caller) =>
+      Effect.forEach(registry.handles(caller), (handle) =>
+        Effect.map(handle.describe, (view) => {
+          for (const status of ["online", "degraded", "offline"] as const) {
+            statusGauge(view.runtime_id, status).unsafeUpdate(view.status === status ? 1 : 0, [])
+          }
+          if (view.counts !== undefined) {
+            for (const status of ["idle", "running", "stopped"] as const) {
+              workerGauge(view.runtime_id, status).unsafeUpdate(view.counts[status], [])
+            }
+          }
+        }), { discard: true }))
+    return handlers.handle("scrape", () => Effect.zipRight(record, Metrics.prometheus))
+  }))
+
 /** Every group's handlers; needs the registry, the event proxy, audit, the Backend token and sessions. */
 export const layer = (options: SseOptions) =>
   Layer.mergeAll(
@@ -224,5 +254,6 @@ export const layer = (options: SseOptions) =>
     layerEvents(options),
     layerListings,
     layerAudit,
-    layerSession
+    layerSession,
+    layerMetrics
   )

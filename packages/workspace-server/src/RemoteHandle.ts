@@ -1,6 +1,6 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { RuntimeClient, RuntimeEvents } from "@yoi/runtime-api"
-import { type Domain, Ids, Runtime } from "@yoi/worker-runtime"
+import { type Domain, Ids, Metrics, Runtime } from "@yoi/worker-runtime"
 import { Duration, Effect, Option, Redacted, Schedule, Schema, type Scope, Stream } from "effect"
 import * as Errors from "./Errors.js"
 import * as Hub from "./internal/Hub.js"
@@ -36,6 +36,8 @@ interface Health {
   readonly reason: string | undefined
   readonly summary: Domain.RuntimeSummary | undefined
 }
+
+const proxyLatency = Metrics.family(Metrics.proxyLatency, "runtime_id", "outcome")
 
 const isStatus = Schema.is(Schema.Literal("idle", "running", "stopped"))
 const isWorkerId = Schema.is(Ids.WorkerId)
@@ -76,6 +78,8 @@ export const make = (
       maxDelay: options.reconnect?.maxDelay
     })
     const http = HttpClient.mapRequest(yield* HttpClient.HttpClient, HttpClientRequest.bearerToken(token))
+    const proxyOk = proxyLatency(runtimeId, "ok")
+    const proxyFailed = proxyLatency(runtimeId, "error")
     const subscriberBuffer = options.subscriberBuffer ?? 1_024
     const hub = Hub.make({ runtimeId, backlog: options.backlog ?? 10_000, subscriberBuffer })
 
@@ -152,7 +156,15 @@ export const make = (
         if (health.probed && health.status === "offline") {
           return Effect.zipRight(kickProbe, Effect.fail(unreachable()))
         }
-        return withTimeout(effect).pipe(Effect.mapError(mapError(workerId)))
+        const start = performance.now()
+        return withTimeout(effect).pipe(
+          Effect.mapError(mapError(workerId)),
+          Effect.onExit((exit) =>
+            Effect.sync(() =>
+              (exit._tag === "Success" ? proxyOk : proxyFailed).unsafeUpdate((performance.now() - start) / 1000, [])
+            )
+          )
+        )
       })
 
     const fixWorker = <W extends Domain.Worker>(w: W): W =>

@@ -9,7 +9,7 @@ import {
   HttpServerRequest,
   HttpServerResponse
 } from "@effect/platform"
-import { HttpErrors } from "@yoi/runtime-server"
+import { HttpErrors, HttpMetrics } from "@yoi/runtime-server"
 import { Duration, Effect, Layer, Option } from "effect"
 import * as NodeCrypto from "node:crypto"
 import type { Audit } from "./Audit.js"
@@ -69,6 +69,8 @@ const guardLayer = (maxBodyBytes: number) => {
     }))
 }
 
+const counted = HttpMetrics.count("backend", HttpMetrics.routeLabeler(BrowserApi))
+
 /** The outermost guard: whatever still escapes is logged with its cause and answered as a typed 500. */
 const guard = HttpErrors.guardWith(HttpServerResponse.unsafeJson(
   {
@@ -101,7 +103,7 @@ export const layer = (
   )
   const api = HttpApiBuilder.api(BrowserApi).pipe(Layer.provide(groups))
   return HttpApiBuilder.httpApp.pipe(
-    Effect.map((app) => HttpServer.serve(guard(app))),
+    Effect.map((app) => HttpServer.serve(counted(guard(app)))),
     Layer.unwrapEffect,
     Layer.provide(guardLayer(maxBodyBytes)),
     Layer.provide([
