@@ -7,6 +7,7 @@ import { parseArgs } from "node:util"
 import * as Auth from "./Auth.js"
 import { config, flags, isLoopback, type ServerConfig, StartupError, usage } from "./Config.js"
 import * as RuntimeServer from "./Server.js"
+import * as Tracing from "./Tracing.js"
 
 const MIN_TOKEN_LENGTH = 16
 
@@ -140,6 +141,7 @@ export const layer = (argv: ReadonlyArray<string>): Layer.Layer<never, StartupEr
       host: cfg.bind.host,
       port: cfg.bind.port,
       auth,
+      tracing: Option.isSome(cfg.otlpEndpoint),
       graceMs: cfg.graceMs,
       events: { heartbeat: cfg.heartbeatMs, maxStreams: cfg.maxEventStreams }
     }).pipe(
@@ -151,9 +153,14 @@ export const layer = (argv: ReadonlyArray<string>): Layer.Layer<never, StartupEr
         })
       )
     )
+    const tracing = Option.match(cfg.otlpEndpoint, {
+      onNone: () => Layer.empty,
+      onSome: (endpoint) => Tracing.layer({ endpoint, serviceName: "yoi-runtime" })
+    })
     return readyLine(cfg.runtimeId).pipe(
       Layer.provide(server),
       Layer.provide(runtime),
+      Layer.provide(tracing),
       Layer.provide(Logger.minimumLogLevel(cfg.logLevel))
     )
   })).pipe(

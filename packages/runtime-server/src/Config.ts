@@ -1,4 +1,5 @@
 import { Config, ConfigError, Data, Either, LogLevel, type Option, type Redacted } from "effect"
+import { parseEndpoint } from "./Tracing.js"
 
 /** Why the binary refused to start; the message is printed as is. */
 export class StartupError extends Data.TaggedError("StartupError")<{ readonly message: string }> {}
@@ -25,6 +26,7 @@ export interface ServerConfig {
   readonly graceMs: number
   readonly heartbeatMs: number
   readonly maxEventStreams: number
+  readonly otlpEndpoint: Option.Option<string>
 }
 
 /** Each flag and the environment variable it overrides. */
@@ -40,6 +42,7 @@ export const flags = {
   "insecure-no-auth": { env: "YOI_INSECURE_NO_AUTH", type: "boolean" },
   "heartbeat-ms": { env: "YOI_EVENTS_HEARTBEAT_MS", type: "string" },
   "max-event-streams": { env: "YOI_MAX_EVENT_STREAMS", type: "string" },
+  "otlp-endpoint": { env: "OTEL_EXPORTER_OTLP_ENDPOINT", type: "string" },
   help: { env: "", type: "boolean" }
 } as const
 
@@ -58,6 +61,7 @@ Serves a Yoi Runtime over HTTP for a Backend (never for browsers directly).
   --insecure-no-auth       serve without a token (loopback only)    YOI_INSECURE_NO_AUTH
   --heartbeat-ms <ms>      event stream heartbeat interval          YOI_EVENTS_HEARTBEAT_MS (default 15000)
   --max-event-streams <n>  event streams open at once (then 503)    YOI_MAX_EVENT_STREAMS (default 1024)
+  --otlp-endpoint <url>    export traces over OTLP/HTTP (off if unset) OTEL_EXPORTER_OTLP_ENDPOINT
   --help                   print this and exit
 `
 
@@ -117,5 +121,8 @@ export const config: Config.Config<ServerConfig> = Config.all({
     Config.validate({ message: "must be at least 1", validation: (n) => n >= 1 }),
     Config.withDefault(1024),
     Config.withDescription("event streams open at once; more are refused with 503")
-  )
+  ),
+  otlpEndpoint: Config.option(
+    mapped("OTEL_EXPORTER_OTLP_ENDPOINT", Config.string("OTEL_EXPORTER_OTLP_ENDPOINT"), parseEndpoint)
+  ).pipe(Config.withDescription("OTLP/HTTP collector base URL for traces"))
 })

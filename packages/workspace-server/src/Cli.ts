@@ -1,18 +1,20 @@
 import { Config, ConfigProvider, Either } from "effect"
 import { BackendConfigError } from "./Config.js"
 
-export const USAGE = `usage: yoi-backend [--bind <host:port>] [--config <file.json>] [--data-dir <dir>]
+export const USAGE = `usage: yoi-backend [--bind <host:port>] [--config <file.json>] [--data-dir <dir>] [--otlp-endpoint <url>]
 
   --bind      where to listen (default 127.0.0.1:8787; port 0 picks a free port)   env YOI_BACKEND_BIND
   --config    the runtimes config file (default: one embedded SQLite runtime)     env YOI_BACKEND_CONFIG
   --data-dir  the Backend's own data: backend.db (audit), local.db (.yoi)       env YOI_BACKEND_DATA_DIR
+  --otlp-endpoint  export traces over OTLP/HTTP to <url>/v1/traces (off if unset) env OTEL_EXPORTER_OTLP_ENDPOINT
 
 The Backend token is YOI_BACKEND_TOKEN; without it one is generated and printed in a login URL.`
 
 const flags: Record<string, string> = {
   "--bind": "YOI_BACKEND_BIND",
   "--config": "YOI_BACKEND_CONFIG",
-  "--data-dir": "YOI_BACKEND_DATA_DIR"
+  "--data-dir": "YOI_BACKEND_DATA_DIR",
+  "--otlp-endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT"
 }
 
 /** Flags become config keys, so that flags and env vars are read by one `Config.all` (flags win). */
@@ -49,6 +51,9 @@ export const settings = Config.all({
   dataDir: Config.string("YOI_BACKEND_DATA_DIR").pipe(
     Config.withDefault(".yoi"),
     Config.withDescription("the Backend's data directory")
+  ),
+  otlpEndpoint: Config.option(Config.string("OTEL_EXPORTER_OTLP_ENDPOINT")).pipe(
+    Config.withDescription("OTLP/HTTP collector base URL for traces")
   )
 })
 

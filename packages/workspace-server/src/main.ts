@@ -1,6 +1,6 @@
 import { FileSystem, HttpServer } from "@effect/platform"
 import { NodeContext, NodeHttpClient, NodeHttpServer, NodeRuntime } from "@effect/platform-node"
-import { HttpErrors } from "@yoi/runtime-server"
+import { HttpErrors, Tracing } from "@yoi/runtime-server"
 import { Cause, Console, Effect, Either, Layer, Option, Redacted } from "effect"
 import * as NodePath from "node:path"
 import { BackendToken } from "./Auth.js"
@@ -33,10 +33,21 @@ const backend = Effect.gen(function*() {
     Effect.mapError((e) => new BackendConfig.BackendConfigError({ message: `cannot create --data-dir: ${e.message}` }))
   )
   const config = yield* BackendConfig.load(Option.getOrUndefined(settings.config), dataDir)
+  const tracing = yield* Option.match(settings.otlpEndpoint, {
+    // No span exporter: spans (one per request served and per call to a runtime, plus trace headers the runtime then
+    // parses) would be pure overhead, about half the proxy's throughput.
+    onNone: () => Effect.succeed(Layer.setTracerEnabled(false)),
+    onSome: (endpoint) =>
+      Either.match(Tracing.parseEndpoint(endpoint), {
+        onLeft: (message) => Effect.fail(new BackendConfig.BackendConfigError({ message: `--otlp-endpoint: ${message}` })),
+        onRight: (url) => Effect.succeed(Tracing.layer({ endpoint: url, serviceName: "yoi-backend" }))
+      })
+  })
   // The ready line comes only after every runtime, the audit store and the server are up.
   return announce.pipe(
     Layer.provideMerge(Backend.layer({ config, auditDatabase: NodePath.join(dataDir, "backend.db") })),
-    Layer.provide(NodeHttpServer.layer(HttpErrors.createServer, { host: bind.host, port: bind.port }))
+    Layer.provide(NodeHttpServer.layer(HttpErrors.createServer, { host: bind.host, port: bind.port })),
+    Layer.provide(tracing)
   )
 }).pipe(Layer.unwrapEffect)
 
@@ -48,10 +59,7 @@ Effect.suspend(() =>
         ? Console.log(Cli.USAGE)
         : Layer.launch(backend).pipe(
           Effect.provide(Layer.mergeAll(NodeContext.layer, NodeHttpClient.layerUndici, BackendToken.layerConfig)),
-          Effect.withConfigProvider(Cli.configProvider(flags)),
-          // No span exporter is configured: spans (one per request served and per call to a runtime, plus trace
-          // headers the runtime then parses) would be pure overhead, about half the proxy's throughput.
-          Effect.withTracerEnabled(false)
+          Effect.withConfigProvider(Cli.configProvider(flags))
         )
   })
 ).pipe(
