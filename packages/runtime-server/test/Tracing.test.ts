@@ -12,8 +12,14 @@ interface ExportedSpan {
 }
 
 /** A fake OTLP/HTTP collector on port 0 that keeps every span posted to `/v1/traces` (JSON encoding). */
+interface Collector {
+  readonly url: string
+  readonly spans: Array<ExportedSpan>
+  readonly server: Http.Server
+}
+
 const collector = Effect.acquireRelease(
-  Effect.async<{ readonly url: string; readonly spans: Array<ExportedSpan>; readonly server: Http.Server }>((resume) => {
+  Effect.async<Collector>((resume) => {
     const spans: Array<ExportedSpan> = []
     const server = Http.createServer((req, res) => {
       let body = ""
