@@ -15,6 +15,7 @@
  * latency and delivers at least 0.5x of the direct event rate.
  *
  *   npx tsx scripts/bench/backend.ts [--duration 6] [--connections 32] [--requests 1000] [--events 20000]
+ *     [--cpu-prof <dir>]   (a CPU profile of the Backend process, for finding where the proxy's time goes)
  */
 import { HttpServer } from "@effect/platform"
 import { NodeRuntime } from "@effect/platform-node"
@@ -160,6 +161,7 @@ const bench = async (options: {
   readonly connections: number
   readonly requests: number
   readonly events: number
+  readonly cpuProf?: string | undefined
 }) => {
   const autocannon: Autocannon = createRequire(import.meta.url)("autocannon")
   const dir = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "yoi-bench-backend-"))
@@ -184,6 +186,7 @@ const bench = async (options: {
       }]
     }))
     const backend = spawn(process.execPath, [
+      ...(options.cpuProf === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", options.cpuProf]),
       NodePath.resolve("packages/workspace-server/bin/yoi-backend.mjs"),
       "--bind",
       "127.0.0.1:0",
@@ -321,7 +324,9 @@ const { values } = parseArgs({
     duration: { type: "string", default: "6" },
     connections: { type: "string", default: "32" },
     requests: { type: "string", default: "1000" },
-    events: { type: "string", default: "20000" }
+    events: { type: "string", default: "20000" },
+    /** Writes a CPU profile of the Backend process into this directory (`node --cpu-prof`). */
+    "cpu-prof": { type: "string" }
   }
 })
 
@@ -332,6 +337,7 @@ if (values["serve-runtime"] !== undefined) {
     duration: Number(values.duration),
     connections: Number(values.connections),
     requests: Number(values.requests),
-    events: Number(values.events)
+    events: Number(values.events),
+    cpuProf: values["cpu-prof"]
   })
 }

@@ -6,6 +6,7 @@ import { BackendToken, Caller, SESSION_COOKIE, SESSION_TTL_SECONDS, Sessions, to
 import { BrowserApi } from "./BrowserApi.js"
 import { InvalidInput, PayloadTooLarge, Unauthorized } from "./Errors.js"
 import { EventProxy, type Frame } from "./EventProxy.js"
+import * as Relay from "./internal/Relay.js"
 import { RuntimeRegistry } from "./RuntimeRegistry.js"
 
 /** The largest request body the Backend reads (an input may hold a million characters). */
@@ -95,6 +96,24 @@ export const sseResponse = (frames: Stream.Stream<Frame>, options: SseOptions) =
   )
 }
 
+/**
+ * A remote runtime's answer that is exactly the Backend's view (see `Relay`) goes out as the runtime's own bytes.
+ * `HttpApiBuilder` sends a handler's `HttpServerResponse` as it is instead of encoding it, so the value's declared
+ * type is kept for every other case, which is encoded by the endpoint's schema as usual.
+ */
+const relayed = <A>(value: A): A => {
+  const text = Relay.textOf(value)
+  return text === undefined ? value : HttpServerResponse.text(text, { contentType: "application/json" }) as unknown as A
+}
+
+/** For raw handlers: the relayed text, or the value as JSON. */
+const respond = (value: object, status: number) => {
+  const text = Relay.textOf(value)
+  return text === undefined
+    ? Effect.orDie(HttpServerResponse.json(value, { status }))
+    : Effect.succeed(HttpServerResponse.text(text, { status, contentType: "application/json" }))
+}
+
 const cursorOf = (headers: { readonly "last-event-id"?: string | undefined }, urlCursor: string | undefined) =>
   headers["last-event-id"] ?? urlCursor
 
@@ -116,42 +135,51 @@ export const layerWorkers = (options: SseOptions) =>
           Effect.gen(function*() {
             const caller = yield* Caller
             const limit = yield* parseLimit(urlParams.limit)
-            return yield* registry.listWorkers(caller, path.runtime_id, {
-              status: urlParams.status,
-              limit,
-              page_token: urlParams.page_token
-            })
+            return relayed(
+              yield* registry.listWorkers(caller, path.runtime_id, {
+                status: urlParams.status,
+                limit,
+                page_token: urlParams.page_token
+              })
+            )
           }))
         .handleRaw("create", ({ path, request }) =>
           Effect.gen(function*() {
             const caller = yield* Caller
             const result = yield* registry.createWorker(caller, path.runtime_id, readJson(request))
-            return yield* HttpServerResponse.json(result, { status: result.created ? 201 : 200 }).pipe(Effect.orDie)
+            return yield* respond(result, result.created ? 201 : 200)
           }))
         .handle("get", ({ path }) =>
-          Effect.flatMap(Caller, (caller) => registry.getWorker(caller, path.runtime_id, path.worker_id)))
+          Effect.flatMap(Caller, (caller) =>
+            Effect.map(registry.getWorker(caller, path.runtime_id, path.worker_id), relayed)))
         .handleRaw("input", ({ path, request }) =>
           Effect.gen(function*() {
             const caller = yield* Caller
             const accepted = yield* registry.sendInput(caller, path.runtime_id, path.worker_id, readJson(request))
-            return yield* HttpServerResponse.json(accepted, { status: 202 }).pipe(Effect.orDie)
+            return yield* respond(accepted, 202)
           }))
         .handle("cancel", ({ path }) =>
-          Effect.flatMap(Caller, (caller) => registry.cancel(caller, path.runtime_id, path.worker_id)))
+          Effect.flatMap(Caller, (caller) =>
+            Effect.map(registry.cancel(caller, path.runtime_id, path.worker_id), relayed)))
         .handle("stop", ({ path }) =>
-          Effect.flatMap(Caller, (caller) => registry.stop(caller, path.runtime_id, path.worker_id)))
+          Effect.flatMap(Caller, (caller) =>
+            Effect.map(registry.stop(caller, path.runtime_id, path.worker_id), relayed)))
         .handle("restore", ({ path }) =>
-          Effect.flatMap(Caller, (caller) => registry.restore(caller, path.runtime_id, path.worker_id)))
+          Effect.flatMap(Caller, (caller) =>
+            Effect.map(registry.restore(caller, path.runtime_id, path.worker_id), relayed)))
         .handle("delete", ({ path }) =>
-          Effect.flatMap(Caller, (caller) => registry.delete(caller, path.runtime_id, path.worker_id)))
+          Effect.flatMap(Caller, (caller) =>
+            Effect.map(registry.delete(caller, path.runtime_id, path.worker_id), relayed)))
         .handle("transcript", ({ path, urlParams }) =>
           Effect.gen(function*() {
             const caller = yield* Caller
             const limit = yield* parseLimit(urlParams.limit)
-            return yield* registry.transcript(caller, path.runtime_id, path.worker_id, {
-              limit,
-              page_token: urlParams.page_token
-            })
+            return relayed(
+              yield* registry.transcript(caller, path.runtime_id, path.worker_id, {
+                limit,
+                page_token: urlParams.page_token
+              })
+            )
           }))
         .handle("events", ({ headers, path, urlParams }) =>
           Effect.gen(function*() {
