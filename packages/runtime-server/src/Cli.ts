@@ -5,6 +5,7 @@ import { layerSqlite } from "@yoi/worker-runtime/sqlite"
 import { ConfigError, ConfigProvider, Console, Effect, Layer, Logger, Option, Redacted, Schema } from "effect"
 import { parseArgs } from "node:util"
 import * as Auth from "./Auth.js"
+import * as DebugHeap from "./DebugHeap.js"
 import { config, flags, isLoopback, type ServerConfig, StartupError, usage } from "./Config.js"
 import * as RuntimeServer from "./Server.js"
 import * as Tracing from "./Tracing.js"
@@ -161,6 +162,7 @@ export const layer = (argv: ReadonlyArray<string>): Layer.Layer<never, StartupEr
       Layer.provide(server),
       Layer.provide(runtime),
       Layer.provide(tracing),
+      Layer.provide(DebugHeap.layer),
       Layer.provide(Logger.minimumLogLevel(cfg.logLevel))
     )
   })).pipe(

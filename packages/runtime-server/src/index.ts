@@ -1,4 +1,5 @@
 export * as Auth from "./Auth.js"
+export * as DebugHeap from "./DebugHeap.js"
 export * as HttpErrors from "./HttpErrors.js"
 export * as HttpMetrics from "./HttpMetrics.js"
 export * as MetricsHandlers from "./MetricsHandlers.js"

@@ -1,6 +1,6 @@
 import { FileSystem, HttpServer } from "@effect/platform"
 import { NodeContext, NodeHttpClient, NodeHttpServer, NodeRuntime } from "@effect/platform-node"
-import { HttpErrors, Tracing } from "@yoi/runtime-server"
+import { DebugHeap, HttpErrors, Tracing } from "@yoi/runtime-server"
 import { Cause, Console, Effect, Either, Layer, Option, Redacted } from "effect"
 import * as NodePath from "node:path"
 import { BackendToken } from "./Auth.js"
@@ -47,7 +47,8 @@ const backend = Effect.gen(function*() {
   return announce.pipe(
     Layer.provideMerge(Backend.layer({ config, auditDatabase: NodePath.join(dataDir, "backend.db") })),
     Layer.provide(NodeHttpServer.layer(HttpErrors.createServer, { host: bind.host, port: bind.port })),
-    Layer.provide(tracing)
+    Layer.provide(tracing),
+    Layer.provide(DebugHeap.layer)
   )
 }).pipe(Layer.unwrapEffect)
 
