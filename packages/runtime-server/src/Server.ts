@@ -38,8 +38,9 @@ export interface AppOptions {
    */
   readonly fastReads?: boolean | undefined
   /**
-   * A tracing span per request (the platform's default). Off by default: nothing in the runtime exports traces, and
-   * a span costs as much as the rest of a read. Turn it on when a tracer that exports is provided.
+   * Tracing spans: one per request (the platform's default) and the runtime's own inside it (each command, each
+   * turn). Off by default: nothing exports them unless `Tracing.layer` is provided, and a span costs as much as the
+   * rest of a read. Turn it on with an exporting tracer (`--otlp-endpoint`).
    */
   readonly tracing?: boolean | undefined
   /** Event streams: heartbeat interval and how many may be open at once. Default 15 s and 1024. */
@@ -63,8 +64,10 @@ const serve = (options: AppOptions) =>
     const app = yield* HttpApiBuilder.httpApp
     const fast = options.fastReads === false ? identity : yield* FastReads.make(options.auth)
     const counted = HttpMetrics.count("runtime", routes)
-    const served = HttpServer.serve(counted(HttpErrors.guard(fast(app))))
-    return options.tracing === true ? served : HttpMiddleware.withTracerDisabledWhen(served, () => true)
+    const guarded = counted(HttpErrors.guard(fast(app)))
+    if (options.tracing === true) return HttpServer.serve(guarded)
+    // No exporter: neither the request's span nor the runtime's own (`Effect.fn`, a turn's) would go anywhere.
+    return HttpMiddleware.withTracerDisabledWhen(HttpServer.serve(Effect.withTracerEnabled(guarded, false)), () => true)
   }).pipe(
     Layer.unwrapEffect,
     Layer.provide([

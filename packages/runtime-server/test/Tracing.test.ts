@@ -51,17 +51,18 @@ describe("OTLP tracing", () => {
         Layer.provideMerge(layerMemory({ runtimeId: "rt-otlp" })),
         Layer.provide(Tracing.layer({ endpoint: fake.url, serviceName: "yoi-runtime-test", exportInterval: "50 millis" }))
       )
-      const workerId = yield* Effect.gen(function*() {
+      // The server (and the exporter) stay up until the span has arrived: it is sent by the exporter's own schedule.
+      const { turn, workerId } = yield* Effect.gen(function*() {
         const created = yield* request("POST", "/v1/workers", {
           body: JSON.stringify({ display_name: "Traced", initial_input: "trace me" })
         })
         assert.strictEqual(created.status, 201, created.text)
-        return created.json.worker.worker_id as string
+        const turn = yield* Effect.suspend(() => {
+          const found = fake.spans.find((s) => s.name === "Runtime.turn")
+          return found === undefined ? Effect.fail("no turn span yet") : Effect.succeed(found)
+        }).pipe(Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo("20 seconds"))))
+        return { turn, workerId: created.json.worker.worker_id as string }
       }).pipe(Effect.provide(served))
-      const turn = yield* Effect.suspend(() => {
-        const found = fake.spans.find((s) => s.name === "Runtime.turn")
-        return found === undefined ? Effect.fail("no turn span yet") : Effect.succeed(found)
-      }).pipe(Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo("10 seconds"))))
       const attribute = (span: ExportedSpan, key: string) =>
         span.attributes.find((a) => a.key === key)?.value.stringValue
       assert.strictEqual(attribute(turn, "worker_id"), workerId)

@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto"
+import { randomFillSync } from "node:crypto"
 
 const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
@@ -15,7 +15,20 @@ const encodeTime = (time: number): string => {
   return out
 }
 
-const freshRandom = (): Array<number> => Array.from(randomBytes(16), (b) => b % 32)
+// Random bytes are drawn a page at a time: one `randomFillSync` call costs as much as filling the whole page.
+const pool = Buffer.alloc(4096)
+let offset = pool.length
+
+const freshRandom = (): Array<number> => {
+  if (offset + 16 > pool.length) {
+    randomFillSync(pool)
+    offset = 0
+  }
+  const out = new Array<number>(16)
+  for (let i = 0; i < 16; i++) out[i] = pool[offset + i]! % 32
+  offset += 16
+  return out
+}
 
 const increment = (digits: Array<number>): Array<number> => {
   const next = digits.slice()
