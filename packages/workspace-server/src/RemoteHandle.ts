@@ -93,8 +93,10 @@ const views = {
 }
 
 /**
- * A runtime in another process, reached with the client derived from `RuntimeApi` and the SSE client. The
- * endpoint and token live only here: every answer is rebuilt as the Backend's own typed error or view. `/readyz`
+ * A runtime in another process. Commands and reads are relayed over the provided `HttpClient` (undici: keep-alive
+ * connections pooled per remote), probes go through the client derived from `RuntimeApi`, events through the SSE
+ * client. The endpoint and token live only here: every error is rebuilt as the Backend's own, and a success is
+ * either exactly the Backend's view (then passed on as is) or decoded and rebuilt as one. `/readyz`
  * is probed in the background so that listing never waits on a remote; events come from one upstream subscription
  * (reconnecting with backoff and jitter, resuming from its cursor) that fans out to browsers through a hub.
  */
