@@ -123,6 +123,9 @@ export const config: Config.Config<ServerConfig> = Config.all({
     Config.withDescription("event streams open at once; more are refused with 503")
   ),
   otlpEndpoint: Config.option(
-    mapped("OTEL_EXPORTER_OTLP_ENDPOINT", Config.string("OTEL_EXPORTER_OTLP_ENDPOINT"), parseEndpoint)
+    Config.mapOrFail(
+      Config.string("OTEL_EXPORTER_OTLP_ENDPOINT"),
+      (s) => Either.mapLeft(parseEndpoint(s), (message) => ConfigError.InvalidData([], message))
+    )
   ).pipe(Config.withDescription("OTLP/HTTP collector base URL for traces"))
 })
