@@ -20,7 +20,12 @@ const healthWords: Record<Events.StreamHealth, string> = {
 
 const StreamHealth = () => {
   const [health, setHealth] = useState(Events.currentHealth())
-  useEffect(() => Events.onHealth(setHealth), [])
+  useEffect(() => {
+    const off = Events.onHealth(setHealth)
+    // The stream may have opened between the first render and this subscription.
+    setHealth(Events.currentHealth())
+    return off
+  }, [])
   return (
     <div className={`stream stream-${health}`} role="status" aria-live="polite" data-testid="stream-health"
       data-health={health}>

@@ -1,10 +1,17 @@
 import { writeTestConfig } from "@yoi/runtime-server/testing"
-import { testPolicy } from "@yoi/worker-runtime/testing"
 import * as NodeChild from "node:child_process"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import { type Browser, chromium, type Page } from "playwright-core"
+
+/** The few echo profiles the console tests use (engine settings are runtime configuration). */
+const engines = {
+  profiles: {
+    "echo-c3-d40": { provider: "echo", chunk_size: 3, delay_ms: 40 },
+    "echo-c2-d60": { provider: "echo", chunk_size: 2, delay_ms: 60 }
+  }
+}
 
 const ROOT = NodePath.resolve(import.meta.dirname, "../../..")
 export const CONSOLE_DIR = NodePath.join(ROOT, "packages/console")
@@ -85,7 +92,7 @@ export const startRuntime = async (dataDir: string, port = 0) => {
     "--store", `sqlite:${NodePath.join(dataDir, "remote.db")}`,
     "--log-level", "warn",
     "--grace-ms", "100",
-    "--config", writeTestConfig(dataDir)
+    "--config", writeTestConfig(dataDir, { engines })
   ], { YOI_RUNTIME_TOKEN: REMOTE_TOKEN })
   const match = await waitForLine(proc, /listening on (http:\/\/127\.0\.0\.1:(\d+))/, "yoi-runtime to listen")
   return { proc, url: match[1]!, port: Number(match[2]) }
@@ -95,7 +102,7 @@ export const startRuntime = async (dataDir: string, port = 0) => {
 export const startBackend = async (dataDir: string, remoteUrl: string) => {
   const config = NodePath.join(dataDir, "backend.json")
   NodeFs.writeFileSync(config, JSON.stringify({
-    embedded: { runtime_id: "local", ...testPolicy },
+    embedded: { runtime_id: "local", engines },
     companion: { profile: "echo-c3-d40" },
     remotes: [{
       runtime_id: "remote",
