@@ -1,6 +1,6 @@
 import { HttpApiClient, HttpClient, HttpClientError, HttpClientRequest } from "@effect/platform"
 import { RuntimeClient, RuntimeEvents, type EventFollower } from "@yoi/runtime-api"
-import type { Domain } from "@yoi/worker-runtime"
+import { type Domain, Ids } from "@yoi/worker-runtime"
 import { Context, Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
 import { BrowserApi } from "./BackendApi.js"
 import { type CliError, fromClientError, UsageError } from "./Errors.js"
@@ -123,15 +123,12 @@ const parseStatus = (status: Option.Option<string>) =>
         : Effect.fail(new UsageError({ message: `--status must be one of ${STATUSES.join(", ")}, got ${JSON.stringify(s)}` }))
   })
 
-/**
- * The create body. `--profile` names an engine profile of the runtime (`{"engine": {"profile": P}}`); until the
- * contract's engine spec carries `profile`, the typed payload cannot express it, hence the one cast here.
- */
-const createBody = (options: CreateOptions) => ({
+/** The create body. `--profile` names an engine profile of the runtime (`{"engine": {"profile": P}}`). */
+const createBody = (options: CreateOptions): Domain.CreateWorker => ({
   display_name: options.name,
-  ...(Option.isSome(options.workerId) ? { worker_id: options.workerId.value } : {}),
+  ...(Option.isSome(options.workerId) ? { worker_id: Ids.WorkerId.make(options.workerId.value) } : {}),
   ...(Option.isSome(options.profile) ? { engine: { profile: options.profile.value } } : {})
-}) as unknown as Domain.CreateWorker
+})
 
 const backend = (target: Target, timeout: Duration.Duration) =>
   Effect.gen(function*() {

@@ -185,5 +185,13 @@ layer(Servers.layer, { timeout: 180_000, excludeTestServices: true })("yoi again
       assert.deepStrictEqual([doc.created, doc.worker.display_name, doc.worker.engine.provider], [true, "worker", "echo"])
       const detail = yield* api(backendUrl, BACKEND_TOKEN, "GET", `/api/runtimes/local/workers/${doc.worker.worker_id}`)
       assert.strictEqual(detail.status, 200)
+
+      // --profile names one of the runtime's profiles; an unknown one is the runtime's typed refusal, exit 1.
+      const named = yield* yoi(["create", "local", "--profile", "echo-c3", "--json"], env)
+      assert.strictEqual(named.code, 0, named.stderr)
+      assert.deepStrictEqual(JSON.parse(named.stdout).worker.engine, { profile: "echo-c3", provider: "echo" })
+      const unknown = yield* yoi(["create", "local", "--profile", "ghost"], env)
+      assert.strictEqual(unknown.code, 1)
+      assert.match(unknown.stderr, /InvalidInput: unknown engine profile "ghost"/)
     }))
 })

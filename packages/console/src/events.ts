@@ -76,25 +76,9 @@ const dispatch = (message: MessageEvent<string>) => {
   }
 }
 
-// An EventSource dispatches a named frame only to a listener for that name; the console listens for the kinds it
-// shows (every frame is still decoded with the shared schema, and a kind it does not know is ignored).
-const kinds: ReadonlyArray<string> = [
-  "worker.created",
-  "worker.status",
-  "worker.deleted",
-  "turn.started",
-  "turn.delta",
-  "turn.tool_call",
-  "turn.tool_result",
-  "turn.usage",
-  "turn.completed",
-  "turn.failed",
-  "turn.cancelled",
-  "turn.interrupted",
-  "transcript.appended",
-  "stream.lagged",
-  "stream.error"
-]
+// An EventSource dispatches a named frame only to a listener for that name: the console listens for every kind of
+// the shared union (each frame is decoded with it; a kind the console does not show is ignored).
+const kinds: ReadonlyArray<string> = Domain.EventKind.literals
 
 const open = () => {
   if (retryTimer !== undefined) clearTimeout(retryTimer)

@@ -6,54 +6,27 @@ import {
   type CreateWorker,
   type DeleteResult,
   emptyUsage,
-  type InputAccepted,
   type SendInput,
   type Worker,
   type WorkerRecord
 } from "../Domain.js"
-import {
-  type InvalidInput,
-  RuntimeUnavailable,
-  type ScopeConflict,
-  type ScopeNotPermitted,
-  type UnsupportedOperation,
-  WorkerAlreadyExists,
-  WorkerBusy,
-  type WorkerNotFound,
-  WorkerStateConflict,
-  type WorkerStopped
-} from "../Errors.js"
+import { RuntimeUnavailable, WorkerAlreadyExists, WorkerBusy, WorkerStateConflict } from "../Errors.js"
 import { IdGenerator } from "../Ids.js"
 import type { Admission } from "./admission.js"
 import { type Committer, revise } from "./commit.js"
 import { decodeCreate, decodeSendInput } from "./inputChecks.js"
+import type { RuntimeService } from "../Runtime.js"
 import * as Json from "./json.js"
 import type { Turns } from "./turns.js"
 import { newState, type WorkerState, type WorkerTable } from "./workerTable.js"
 
-/** The commands that change a worker: create, send input, cancel, stop, restore, delete; and the shutdown drain. */
-export interface WorkerCommands {
-  readonly createWorker: (
-    raw: CreateWorker
-  ) => Effect.Effect<
-    CreateResult,
-    InvalidInput | WorkerAlreadyExists | ScopeConflict | ScopeNotPermitted | UnsupportedOperation | RuntimeUnavailable
-  >
-  readonly sendInput: (
-    workerId: string,
-    input: SendInput
-  ) => Effect.Effect<
-    InputAccepted,
-    WorkerNotFound | WorkerBusy | WorkerStopped | InvalidInput | RuntimeUnavailable
-  >
-  readonly cancel: (workerId: string) => Effect.Effect<CancelResult, WorkerNotFound | InvalidInput | RuntimeUnavailable>
-  readonly stop: (workerId: string) => Effect.Effect<Worker, WorkerNotFound | InvalidInput | RuntimeUnavailable>
-  readonly restore: (workerId: string) => Effect.Effect<Worker, WorkerNotFound | InvalidInput | RuntimeUnavailable>
-  readonly deleteWorker: (
-    workerId: string
-  ) => Effect.Effect<DeleteResult, WorkerNotFound | WorkerStateConflict | InvalidInput | RuntimeUnavailable>
-  readonly drain: (graceMs: number) => Effect.Effect<void>
-}
+/**
+ * The commands that change a worker: create, send input, cancel, stop, restore, delete; and the shutdown drain. Their
+ * types are the Runtime's own.
+ */
+export type WorkerCommands =
+  & Pick<RuntimeService, "createWorker" | "sendInput" | "cancel" | "stop" | "restore" | "drain">
+  & { readonly deleteWorker: RuntimeService["delete"] }
 
 export const make = (options: {
   readonly table: WorkerTable
