@@ -13,7 +13,7 @@
  * - a package with a native addon (a `binding.gyp` or `prebuilds/` in its folder): better-sqlite3 (chosen by Node
  *   version in deps/better-sqlite3), msgpackr-extract;
  * - a package that reads its own files relative to itself (`__dirname`, `import.meta.url`): in a bundle that location
- *   is the bundle's. Listed in `READS_OWN_FILES`; `@yoi/console` is not imported, only located with `require.resolve`,
+ *   is the bundle's. Listed in `ALWAYS_EXTERNAL`; `@yoi/console` is not imported, only located with `require.resolve`,
  *   so the Backend finds `packages/console/dist` (or an installed `@yoi/console`) from the bundle too.
  *
  *   node scripts/bundle.mjs        (run by `npm run build`, after tsc)
@@ -25,7 +25,9 @@ import { fileURLToPath } from "node:url"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const BINARIES = ["runtime-server", "workspace-server", "cli"]
-const READS_OWN_FILES = new Set(["@anthropic-ai/tokenizer"])
+// better-sqlite3 by name as well: in this repo it is the selector deps/better-sqlite3 (no addon of its own), and the
+// bundle must leave the choice to whatever better-sqlite3 is installed where it runs.
+const ALWAYS_EXTERNAL = new Set(["better-sqlite3", "@anthropic-ai/tokenizer"])
 
 const packageName = (specifier) => {
   const parts = specifier.split("/")
@@ -48,7 +50,7 @@ const externals = {
     b.onResolve({ filter: /^[^./]/ }, (args) => {
       if (args.path.startsWith("node:")) return undefined
       const name = packageName(args.path)
-      return READS_OWN_FILES.has(name) || isNative(name) ? { path: args.path, external: true } : undefined
+      return ALWAYS_EXTERNAL.has(name) || isNative(name) ? { path: args.path, external: true } : undefined
     })
   }
 }
