@@ -1,19 +1,39 @@
 import { assert, describe, it } from "@effect/vitest"
 import { type ChildProcess, execFile, spawn } from "node:child_process"
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 
 /**
- * What a user outside this monorepo gets: every library is packed with `npm pack`, the tarballs are installed into an
+ * What a user outside this monorepo gets: every package is packed with `npm pack`, the tarballs are installed into an
  * empty folder under the OS temp dir (dependencies from the npm cache, the registry only for what it lacks), and the
  * README's "Embed it" example runs there with plain `node` and typechecks against the shipped declarations. Every
- * package's entry points import under plain `node`, and the installed `yoi-runtime` bin serves and drains.
+ * package's entry points import under plain `node`; the installed bins run: `yoi-runtime` serves and drains,
+ * `yoi-backend` serves the installed console's page and drains, `yoi` prints its version.
  */
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..")
-const libraries = ["worker-runtime", "runtime-api", "runtime-server", "llm-engine", "workspace-server"]
+const libraries = [
+  "worker-runtime",
+  "runtime-api",
+  "backend-api",
+  "runtime-server",
+  "llm-engine",
+  "workspace-server",
+  "cli",
+  "console"
+]
 
 interface Run { readonly code: number | null; readonly stdout: string; readonly stderr: string }
 
@@ -43,11 +63,11 @@ const readmeExample = () => {
 const version = (pkg: string) =>
   (JSON.parse(readFileSync(join(root, "node_modules", pkg, "package.json"), "utf8")) as { version: string }).version
 
-const serveUntilReady = (bin: string, cwd: string) =>
-  new Promise<{ child: ChildProcess; stderr: () => string }>((resolveReady, reject) => {
-    const child = spawn(process.execPath, [bin, "--store", "memory", "--bind", "127.0.0.1:0", "--insecure-no-auth"], {
+const serveUntilReady = (bin: string, args: ReadonlyArray<string>, ready: RegExp, cwd: string) =>
+  new Promise<{ child: ChildProcess; stdout: () => string; stderr: () => string }>((resolveReady, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], {
       cwd,
-      env: { PATH: process.env.PATH ?? "" },
+      env: { PATH: process.env.PATH ?? "", HOME: cwd },
       stdio: ["ignore", "pipe", "pipe"]
     })
     let stdout = ""
@@ -55,14 +75,20 @@ const serveUntilReady = (bin: string, cwd: string) =>
     child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()))
     child.stdout!.on("data", (c: Buffer) => {
       stdout += c.toString()
-      if (/^yoi-runtime \S+ listening on http:\/\/127\.0\.0\.1:\d+$/m.test(stdout)) {
-        resolveReady({ child, stderr: () => stderr })
-      }
+      if (ready.test(stdout)) resolveReady({ child, stdout: () => stdout, stderr: () => stderr })
     })
-    child.once("exit", (code) => reject(new Error(`yoi-runtime exited with ${code} before its ready line: ${stderr}`)))
+    child.once("exit", (code) => reject(new Error(`${bin} exited with ${code} before its ready line: ${stderr}`)))
   })
 
-describe("the packed libraries", () => {
+/** SIGTERM, then the exit code and the drain that must come before it. */
+const drain = async (served: { child: ChildProcess; stderr: () => string }) => {
+  const exited = new Promise<number | null>((r) => served.child.once("exit", (code) => r(code)))
+  served.child.kill("SIGTERM")
+  assert.strictEqual(await exited, 0, served.stderr())
+  assert.match(served.stderr(), /message=draining[\s\S]*message=drained/)
+}
+
+describe("the packed packages", () => {
   it("install outside the repo and run the README's embedding example with no TypeScript loader", async () => {
     const dir = mkdtempSync(join(tmpdir(), "yoi-packages-"))
     try {
@@ -72,7 +98,8 @@ describe("the packed libraries", () => {
       // Packs the current dist/ (`npm test` builds first, through `pretest`; not rebuilt here, because other test
       // files run the bins off dist/ at the same time).
       for (const l of libraries) {
-        assert.isTrue(existsSync(join(root, "packages", l, "dist", "index.js")), `${l} is not built: npm run build`)
+        const built = l === "console" ? join("dist", "index.html") : join("dist", "index.js")
+        assert.isTrue(existsSync(join(root, "packages", l, built)), `${l} is not built: npm run build`)
       }
       await ok("npm", ["pack", "--pack-destination", tarballs, ...libraries.flatMap((l) => ["-w", `packages/${l}`])], root)
       const files = readdirSync(tarballs).sort()
@@ -88,14 +115,20 @@ describe("the packed libraries", () => {
         dependencies: { ...specs, effect: version("effect") },
         overrides: specs
       }, null, 2))
-      // --ignore-scripts: better-sqlite3 is not compiled; the example runs on the memory store, which never loads it.
+      // --ignore-scripts: better-sqlite3 is not compiled here (a minute of CPU); the example runs on the memory store,
+      // which never loads it, and the Backend below gets this repository's build for the running Node, linked in.
       await ok("npm", ["install", "--prefer-offline", "--ignore-scripts", "--no-audit", "--no-fund"], app)
       for (const l of libraries) {
         const installed = join(app, "node_modules", "@yoi", l)
-        assert.isTrue(existsSync(join(installed, "dist", "index.js")), `${l}: no dist/index.js`)
-        assert.isTrue(existsSync(join(installed, "dist", "index.d.ts")), `${l}: no dist/index.d.ts`)
         assert.isFalse(existsSync(join(installed, "test")), `${l}: tests were packed`)
         assert.isFalse(existsSync(join(installed, "dist", ".tsbuild")), `${l}: build info was packed`)
+        if (l === "console") {
+          assert.isTrue(existsSync(join(installed, "dist", "index.html")), "console: no dist/index.html")
+          assert.deepStrictEqual(readdirSync(join(installed, "dist")).sort(), ["assets", "index.html"])
+          continue
+        }
+        assert.isTrue(existsSync(join(installed, "dist", "index.js")), `${l}: no dist/index.js`)
+        assert.isTrue(existsSync(join(installed, "dist", "index.d.ts")), `${l}: no dist/index.d.ts`)
       }
 
       // The README's example, verbatim, with plain node (no loader: the file is JavaScript as it stands).
@@ -121,14 +154,16 @@ describe("the packed libraries", () => {
       }))
       await ok(process.execPath, [join(root, "node_modules/typescript7/bin/tsc"), "-p", "tsconfig.json"], app)
 
-      // Every entry point of every package loads under plain node.
+      // Every entry point of every package loads under plain node (not the test-only ones, which have no JavaScript).
       const entries = libraries.flatMap((l) => {
         const manifest = JSON.parse(readFileSync(join(app, "node_modules", "@yoi", l, "package.json"), "utf8")) as {
-          exports: Record<string, unknown>
+          exports: Record<string, string | { readonly default?: string }>
         }
-        return Object.keys(manifest.exports).map((subpath) => `@yoi/${l}${subpath.slice(1)}`)
+        return Object.entries(manifest.exports)
+          .filter(([subpath, target]) => typeof target === "object" && target.default !== undefined && subpath !== "./package.json")
+          .map(([subpath]) => `@yoi/${l}${subpath.slice(1)}`)
       })
-      assert.includeMembers(entries, ["@yoi/worker-runtime/sqlite", "@yoi/runtime-server/testing"])
+      assert.includeMembers(entries, ["@yoi/worker-runtime/sqlite", "@yoi/runtime-server/testing", "@yoi/backend-api/BrowserApi"])
       const loaded = await ok(process.execPath, [
         "--input-type=module",
         "-e",
@@ -136,13 +171,43 @@ describe("the packed libraries", () => {
       ], app)
       for (const e of entries) assert.match(loaded.stdout, new RegExp(`^${e} [1-9]\\d*$`, "m"))
 
-      // The installed bin serves, then drains on SIGTERM and exits 0.
-      const bin = join(app, "node_modules", "@yoi", "runtime-server", "bin", "yoi-runtime.mjs")
-      const { child, stderr } = await serveUntilReady(bin, app)
-      const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)))
-      child.kill("SIGTERM")
-      assert.strictEqual(await exited, 0, stderr())
-      assert.include(stderr(), "drained")
+      const binOf = (pkg: string, name: string) => join(app, "node_modules", "@yoi", pkg, "bin", `${name}.mjs`)
+
+      // The installed yoi-runtime serves, then drains on SIGTERM and exits 0.
+      const runtime = await serveUntilReady(
+        binOf("runtime-server", "yoi-runtime"),
+        ["--store", "memory", "--bind", "127.0.0.1:0", "--insecure-no-auth"],
+        /^yoi-runtime \S+ listening on http:\/\/127\.0\.0\.1:\d+$/m,
+        app
+      )
+      await drain(runtime)
+
+      // The installed yoi-backend (SQLite stores: this repository's better-sqlite3, built for this Node) finds the
+      // installed @yoi/console from its bundle and serves it.
+      rmSync(join(app, "node_modules", "better-sqlite3"), { recursive: true, force: true })
+      symlinkSync(realpathSync(join(root, "node_modules", "better-sqlite3")), join(app, "node_modules", "better-sqlite3"))
+      const backend = await serveUntilReady(
+        binOf("workspace-server", "yoi-backend"),
+        ["--bind", "127.0.0.1:0", "--data-dir", join(dir, "backend-data")],
+        /^sign in: /m,
+        app
+      )
+      try {
+        const url = /^yoi-backend listening on (http:\/\/\S+)$/m.exec(backend.stdout())![1]!
+        const page = await fetch(`${url}/`)
+        assert.strictEqual(page.status, 200)
+        const html = await page.text()
+        assert.strictEqual(html, readFileSync(join(app, "node_modules", "@yoi", "console", "dist", "index.html"), "utf8"))
+        const script = /src="(\/assets\/[^"]+\.js)"/.exec(html)
+        assert.isNotNull(script, html)
+        assert.strictEqual((await fetch(`${url}${script![1]}`)).status, 200)
+      } finally {
+        await drain(backend)
+      }
+
+      // The installed yoi runs.
+      const yoi = await ok(process.execPath, [binOf("cli", "yoi"), "--version"], app)
+      assert.match(yoi.stdout, /0\.1\.0/)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
