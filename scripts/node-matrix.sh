@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the test suite (or, with --smoke, scripts/smoke.mjs) under each supported Node: 20, 22 and 24 by default.
 #
-#   scripts/node-matrix.sh [--smoke] [20 22 24]
+#   scripts/node-matrix.sh [--smoke] [20 22 24] [-- <vitest arguments, e.g. test files>]
 #
 # A Node other than the machine's comes from the npm package `node@<major>` (a real Node binary plus its headers),
 # installed once into $NODE_MATRIX_CACHE (default ~/.cache/yoi-node-matrix) from the npm cache when it has it.
@@ -19,12 +19,15 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE="${NODE_MATRIX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/yoi-node-matrix}"
 MODE=full
 VERSIONS=()
-for arg in "$@"; do
-  case "$arg" in
+VITEST_ARGS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
     --smoke) MODE=smoke ;;
-    [0-9]*) VERSIONS+=("$arg") ;;
-    *) echo "usage: $0 [--smoke] [20 22 24]" >&2; exit 2 ;;
+    --) shift; VITEST_ARGS=("$@"); break ;;
+    [0-9]*) VERSIONS+=("$1") ;;
+    *) echo "usage: $0 [--smoke] [20 22 24] [-- <vitest arguments>]" >&2; exit 2 ;;
   esac
+  shift
 done
 [ ${#VERSIONS[@]} -eq 0 ] && VERSIONS=(20 22 24)
 
@@ -88,7 +91,7 @@ for v in "${VERSIONS[@]}"; do
   if [ "$MODE" = smoke ]; then
     (cd "$dir" && PATH="$(dirname "$bin"):$PATH" "$bin" scripts/smoke.mjs)
   else
-    (cd "$dir" && PATH="$(dirname "$bin"):$PATH" "$bin" node_modules/vitest/vitest.mjs run)
+    (cd "$dir" && PATH="$(dirname "$bin"):$PATH" "$bin" node_modules/vitest/vitest.mjs run "${VITEST_ARGS[@]}")
   fi
   code=$?
   RESULT[$v]="$([ $code -eq 0 ] && echo passed || echo "FAILED (exit $code)") in $((SECONDS - started)) s ($("$bin" --version))"
