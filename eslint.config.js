@@ -38,6 +38,19 @@ export default tseslint.config(
     }
   },
   {
+    files: ["packages/*/src/**/*.ts"],
+    rules: {
+      "@typescript-eslint/no-restricted-imports": ["error", {
+        paths: [{
+          name: "@effect/platform",
+          importNames: ["HttpApiScalar"],
+          allowTypeImports: true,
+          message: "Import it lazily from \"@effect/platform/HttpApiScalar\" (scripts/bundle.mjs drops it from the barrel)."
+        }]
+      }]
+    }
+  },
+  {
     // The better-sqlite3 selector is CommonJS, like the package it stands in for.
     files: ["deps/better-sqlite3/*.cjs"],
     languageOptions: { sourceType: "commonjs", globals: { require: "readonly", module: "writable", process: "readonly" } },

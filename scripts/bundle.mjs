@@ -28,6 +28,11 @@ const BINARIES = ["runtime-server", "workspace-server", "cli"]
 // better-sqlite3 by name as well: in this repo it is the selector deps/better-sqlite3 (no addon of its own), and the
 // bundle must leave the choice to whatever better-sqlite3 is installed where it runs.
 const ALWAYS_EXTERNAL = new Set(["better-sqlite3", "@anthropic-ai/tokenizer"])
+// A module the servers import only lazily but that a barrel re-exports: `import("@effect/platform/HttpApiScalar")`,
+// whose 3 MB inline script serves /docs (runtime-server/src/Docs.ts). esbuild puts a module that the start path's
+// barrel also reaches into a chunk loaded at start, so the re-export is dropped from the barrel; eslint forbids
+// importing it through the barrel, where it would now be undefined.
+const LAZY_ONLY = [{ barrel: /[\\/]@effect[\\/]platform[\\/]dist[\\/]esm[\\/]index\.js$/, name: "HttpApiScalar" }]
 
 const packageName = (specifier) => {
   const parts = specifier.split("/")
@@ -52,6 +57,14 @@ const externals = {
       const name = packageName(args.path)
       return ALWAYS_EXTERNAL.has(name) || isNative(name) ? { path: args.path, external: true } : undefined
     })
+    for (const { barrel, name } of LAZY_ONLY) {
+      b.onLoad({ filter: barrel }, async (args) => {
+        const source = await fs.promises.readFile(args.path, "utf8")
+        const line = `export * as ${name} from "./${name}.js";`
+        if (!source.includes(line)) throw new Error(`${args.path} no longer has \`${line}\`: update LAZY_ONLY`)
+        return { contents: source.replace(line, ""), loader: "js", resolveDir: path.dirname(args.path) }
+      })
+    }
   }
 }
 
