@@ -36,5 +36,24 @@ export default tseslint.config(
         message: "No focused or skipped tests."
       }]
     }
+  },
+  {
+    files: ["packages/*/src/**/*.ts"],
+    rules: {
+      "@typescript-eslint/no-restricted-imports": ["error", {
+        paths: [{
+          name: "@effect/platform",
+          importNames: ["HttpApiScalar"],
+          allowTypeImports: true,
+          message: "Import it lazily from \"@effect/platform/HttpApiScalar\" (scripts/bundle.mjs drops it from the barrel)."
+        }]
+      }]
+    }
+  },
+  {
+    // The better-sqlite3 selector is CommonJS, like the package it stands in for.
+    files: ["deps/better-sqlite3/*.cjs"],
+    languageOptions: { sourceType: "commonjs", globals: { require: "readonly", module: "writable", process: "readonly" } },
+    rules: { "@typescript-eslint/no-require-imports": "off" }
   }
 )

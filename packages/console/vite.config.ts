@@ -5,6 +5,8 @@ import { defineConfig } from "vite"
 // Nothing is inlined (the Content-Security-Policy allows no inline script or style), no module-preload polyfill.
 export default defineConfig({
   plugins: [react()],
+  // The `source` export condition: the console bundles the @yoi packages' src/*.ts, so it builds without their dist/.
+  resolve: { conditions: ["source", "module", "browser", "development|production"] },
   build: {
     outDir: "dist",
     emptyOutDir: true,

@@ -1,6 +1,9 @@
 import { defineProject } from "vitest/config"
 
 export default defineProject({
+  // The `source` export condition: tests import every @yoi package's src/*.ts, never its (maybe stale) dist/.
+  resolve: { conditions: ["source", "module", "node", "development|production"] },
+  ssr: { resolve: { conditions: ["source", "module", "node", "development|production"] } },
   test: {
     name: "llm-engine",
     include: ["test/**/*.test.ts"],

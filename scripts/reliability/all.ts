@@ -22,7 +22,7 @@ const run = (suite: string) =>
   new Promise<{ readonly suite: string; readonly code: number | null; readonly seconds: number }>((resolve) => {
     const started = performance.now()
     console.log(`\n######## ${suite}\n`)
-    const child = spawn(process.execPath, ["--import", "tsx", NodePath.join(here, `${suite}.ts`)], { stdio: "inherit" })
+    const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", NodePath.join(here, `${suite}.ts`)], { stdio: "inherit" })
     child.once("exit", (code) => resolve({ suite, code, seconds: Math.round((performance.now() - started) / 1000) }))
   })
 

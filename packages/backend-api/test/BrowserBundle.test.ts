@@ -11,6 +11,8 @@ describe("the browser contract", () => {
       entryPoints: [entry],
       bundle: true,
       platform: "browser",
+      // The `source` export condition, as the tests resolve: the contract's src/, not a build.
+      conditions: ["source"],
       format: "esm",
       write: false,
       metafile: true,

@@ -19,7 +19,7 @@ layer(Servers.layer, { timeout: 180_000, excludeTestServices: true })("yoi again
       const file = NodePath.join(home, "login", "yoi", "config.json")
       assert.isFalse(NodeFs.existsSync(file))
 
-      // The bin as shipped (through tsx), once; the other runs use the same source bundled.
+      // The bin as shipped (the built bundle), once; the other runs use the sources bundled.
       const login = yield* yoi(["login", backendUrl], env, `${BACKEND_TOKEN}\n`, BIN)
       assert.strictEqual(login.code, 0, login.stderr)
       assert.match(login.stdout, /^logged in to http:\/\/127\.0\.0\.1:\d+ \(2 runtimes\)/)

@@ -14,12 +14,12 @@ import * as NodePath from "node:path"
 
 export const BACKEND_TOKEN = "cli-test-backend-token-6b1f0e"
 export const RUNTIME_TOKEN = "cli-test-runtime-token-93c2aa"
-/** The `yoi` bin as shipped (through tsx). */
+/** The `yoi` bin as shipped (the bundle `npm run build` makes, on plain node). */
 export const BIN = NodePath.join(import.meta.dirname, "..", "bin", "yoi.mjs")
 
 /**
- * The same source bundled into one file: started dozens of times per suite, it loads in a fraction of the time the
- * bin takes to transpile and resolve every module through tsx on this shared machine. One test also runs the bin.
+ * The sources (the `source` export condition), bundled into one file as the bin's build does: the tests run the code
+ * as it stands, never a stale build. One test also runs the shipped bin.
  */
 const bundle = Effect.promise(async () => {
   const dir = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "yoi-cli-bundle-"))
@@ -30,6 +30,7 @@ const bundle = Effect.promise(async () => {
     platform: "node",
     format: "esm",
     target: "node20",
+    conditions: ["source"],
     outfile,
     banner: { js: "import { createRequire as __yoiRequire } from \"node:module\"; const require = __yoiRequire(import.meta.url);" },
     logLevel: "warning"

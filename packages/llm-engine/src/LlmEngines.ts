@@ -1,6 +1,4 @@
 import type { LanguageModel, Response } from "@effect/ai"
-import { AnthropicClient, AnthropicLanguageModel } from "@effect/ai-anthropic"
-import { OpenAiClient, OpenAiLanguageModel } from "@effect/ai-openai"
 import { FetchHttpClient, HttpClient } from "@effect/platform"
 import { type AllocationRegistry, Domain, Engine, InvalidInput } from "@yoi/worker-runtime"
 import { Effect, Layer, Mailbox, Option, Redacted, type Scope, Stream } from "effect"
@@ -56,25 +54,32 @@ type ModelBuilder = (
   settings: Settings
 ) => Effect.Effect<LanguageModel.Service, never, HttpClient.HttpClient | Scope.Scope>
 
+// The provider SDKs load on the first turn that needs them, not at start: with their tokenizers they hold tens of MB
+// of heap that a Backend or runtime serving only echo (or openai-chat) workers never uses.
+const openAi = Effect.promise(() => import("@effect/ai-openai"))
+const anthropic = Effect.promise(() => import("@effect/ai-anthropic"))
+
 const builders: Record<Provider, ModelBuilder> = {
   "openai": (s) =>
-    Effect.flatMap(OpenAiClient.make({ apiKey: s.apiKey, apiUrl: s.baseUrl }), (client) =>
-      OpenAiLanguageModel.make({
-        model: s.model,
-        config: {
-          ...(s.maxOutputTokens === undefined ? {} : { max_output_tokens: s.maxOutputTokens }),
-          ...(s.temperature === undefined ? {} : { temperature: s.temperature })
-        }
-      }).pipe(Effect.provideService(OpenAiClient.OpenAiClient, client))),
+    Effect.flatMap(openAi, ({ OpenAiClient, OpenAiLanguageModel }) =>
+      Effect.flatMap(OpenAiClient.make({ apiKey: s.apiKey, apiUrl: s.baseUrl }), (client) =>
+        OpenAiLanguageModel.make({
+          model: s.model,
+          config: {
+            ...(s.maxOutputTokens === undefined ? {} : { max_output_tokens: s.maxOutputTokens }),
+            ...(s.temperature === undefined ? {} : { temperature: s.temperature })
+          }
+        }).pipe(Effect.provideService(OpenAiClient.OpenAiClient, client)))),
   "anthropic": (s) =>
-    Effect.flatMap(AnthropicClient.make({ apiKey: s.apiKey, apiUrl: s.baseUrl }), (client) =>
-      AnthropicLanguageModel.make({
-        model: s.model,
-        config: {
-          max_tokens: s.maxOutputTokens ?? 4096,
-          ...(s.temperature === undefined ? {} : { temperature: s.temperature })
-        }
-      }).pipe(Effect.provideService(AnthropicClient.AnthropicClient, client))),
+    Effect.flatMap(anthropic, ({ AnthropicClient, AnthropicLanguageModel }) =>
+      Effect.flatMap(AnthropicClient.make({ apiKey: s.apiKey, apiUrl: s.baseUrl }), (client) =>
+        AnthropicLanguageModel.make({
+          model: s.model,
+          config: {
+            max_tokens: s.maxOutputTokens ?? 4096,
+            ...(s.temperature === undefined ? {} : { temperature: s.temperature })
+          }
+        }).pipe(Effect.provideService(AnthropicClient.AnthropicClient, client)))),
   "openai-chat": (s) =>
     ChatCompletions.make({
       baseUrl: s.baseUrl ?? "",

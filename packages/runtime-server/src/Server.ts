@@ -2,7 +2,6 @@ import {
   FileSystem,
   type HttpApi,
   HttpApiBuilder,
-  HttpApiScalar,
   HttpIncomingMessage,
   HttpMiddleware,
   type HttpRouter,
@@ -15,6 +14,7 @@ import { Runtime } from "@yoi/worker-runtime"
 import { Effect, identity, Layer, Option } from "effect"
 import type { Server as NodeServer } from "node:http"
 import * as Auth from "./Auth.js"
+import * as Docs from "./Docs.js"
 import * as EventsHandlers from "./EventsHandlers.js"
 import * as FastReads from "./FastReads.js"
 import * as HealthHandlers from "./HealthHandlers.js"
@@ -88,7 +88,7 @@ export const layerApi = (options: AppOptions): Layer.Layer<HttpApi.Api, never, R
     ? Layer.empty
     : Layer.mergeAll(
       HttpApiBuilder.middlewareOpenApi(),
-      HttpApiScalar.layer({ path: "/docs", scalar: ApiDocs.scalarConfig })
+      Docs.layer({ path: "/docs", scalar: ApiDocs.scalarConfig })
     )
   const errors = HttpErrors.layer({ maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, auth: options.auth })
   return Layer.provideMerge(Layer.merge(docs, errors), api)

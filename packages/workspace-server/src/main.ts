@@ -25,6 +25,12 @@ const announce = Layer.effectDiscard(Effect.gen(function*() {
   if (file !== undefined) yield* Console.log(`token: kept in ${file} (export YOI_BACKEND_TOKEN=$(cat ${file}))`)
 }))
 
+/**
+ * A log line from a finalizer: acquired last, "draining" is the first thing said on SIGTERM/SIGINT; acquired first,
+ * "drained" the last, once the server, the runtimes and the stores have closed (as yoi-runtime logs them).
+ */
+const logOnShutdown = (message: string) => Layer.scopedDiscard(Effect.addFinalizer(() => Effect.logInfo(message)))
+
 const backend = (settings: Cli.Settings) => Effect.gen(function*() {
   const bind = settings.bind
   const dataDir = NodePath.resolve(settings.dataDir)
@@ -34,10 +40,12 @@ const backend = (settings: Cli.Settings) => Effect.gen(function*() {
   )
   const config = yield* BackendConfig.load(Option.getOrUndefined(settings.config), dataDir)
   // The ready line comes only after every runtime, the audit store and the server are up.
-  return announce.pipe(
+  return logOnShutdown("draining").pipe(
+    Layer.provideMerge(announce),
     Layer.provideMerge(Backend.layer({ config, auditDatabase: NodePath.join(dataDir, "backend.db") })),
     Layer.provideMerge(BackendToken.layerDataDir(dataDir)),
-    Layer.provide(NodeHttpServer.layer(HttpErrors.createServer, { host: bind.host, port: bind.port }))
+    Layer.provide(NodeHttpServer.layer(HttpErrors.createServer, { host: bind.host, port: bind.port })),
+    Layer.provide(logOnShutdown("drained"))
   )
 }).pipe(Layer.unwrapEffect)
 
@@ -61,5 +69,7 @@ Cli.parse(process.argv.slice(2)).pipe(
       onNone: () => (Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logError("yoi-backend failed", cause))
     })
   ),
-  NodeRuntime.runMain({ disableErrorReporting: true })
+  // Logs go to stderr (logfmt), as yoi-runtime's do; stdout carries only the ready and sign-in lines.
+  Effect.provide(Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger))),
+  NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
 )

@@ -96,7 +96,27 @@ describe("yoi-backend binary", () => {
       assert.isTrue(NodeFs.existsSync(NodePath.join(dir, ".yoi", "backend.db")))
       run.child.kill("SIGTERM")
       const code = yield* Effect.promise(() => run.exited)
-      assert.oneOf(code, [0, 130, 143, null])
+      assert.strictEqual(code, 0, run.stderr())
+      assert.match(run.stderr(), /message=draining\n[\s\S]*message=drained\n$/)
+      // stdout carries only the ready, sign-in and token lines; logs go to stderr.
+      assert.strictEqual(run.stdout().trim().split("\n").length, 3, run.stdout())
+    }), 60_000)
+
+  it.scopedLive("drains on SIGINT too and exits 0", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir()
+      const run = yield* spawn(["--bind", "127.0.0.1:0"], dir)
+      yield* Effect.async<void>((resume) => {
+        const check = () => {
+          if (/sign in:/.test(run.stdout())) resume(Effect.void)
+          else if (run.child.exitCode !== null) resume(Effect.die(`exited: ${run.stderr()}`))
+          else setTimeout(check, 50)
+        }
+        check()
+      })
+      run.child.kill("SIGINT")
+      assert.strictEqual(yield* Effect.promise(() => run.exited), 0, run.stderr())
+      assert.match(run.stderr(), /message=draining\n[\s\S]*message=drained\n$/)
     }), 60_000)
 
   it.scopedLive("keeps its generated token in the data directory (0600) and reuses it on the next start", () =>
