@@ -98,7 +98,18 @@ export const BackendConfig = Schema.Struct({
   remotes: Schema.optional(Schema.Array(RemoteConfig).pipe(Schema.maxItems(256))),
   legacy_pods: Schema.optional(Schema.NullOr(LegacyPodsConfig)),
   /** Absent: a Companion with the embedded runtime's default profile; `null`: none. */
-  companion: Schema.optional(Schema.NullOr(CompanionConfig))
+  companion: Schema.optional(Schema.NullOr(CompanionConfig)),
+  /**
+   * The Backend's own database (sessions, audit, observation audit): a `postgres://` URL, or a reference to one
+   * (`{"env": "VAR"}`, `{"file": "path"}`) so that its password stays out of the file. Absent: `backend.db` (SQLite) in
+   * the data directory. `--database` wins.
+   */
+  database: Schema.optional(Schema.Union(
+    Schema.String.pipe(Schema.filter((s) => /^postgres(ql)?:\/\//.test(s) && URL.canParse(s), {
+      message: () => "database must be a postgres:// URL (or {\"env\": ...} / {\"file\": ...} naming one)"
+    })),
+    TokenRef
+  ))
 })
 export type BackendConfig = typeof BackendConfig.Type
 
@@ -109,6 +120,8 @@ export interface ResolvedConfig {
   readonly remotes: ReadonlyArray<RemoteConfig>
   readonly legacyPods: LegacyPodsConfig | undefined
   readonly companion: CompanionConfig | undefined
+  /** The Backend database named in the config, unresolved (a reference is read at start). */
+  readonly database?: string | TokenRef | undefined
 }
 
 export const COMPANION_WORKER_ID = "companion"
@@ -178,7 +191,8 @@ export const resolve = (raw: unknown, dataDir: string): Either.Either<ResolvedCo
     embedded,
     remotes,
     legacyPods,
-    companion
+    companion,
+    database: config.database
   })
 }
 
