@@ -125,8 +125,11 @@ export const AuditPage = Schema.Struct({
 })
 export type AuditPage = typeof AuditPage.Type
 
-/** How an observed event stream ended. */
-export const ObservationEnd = Schema.Literal("client_closed", "lagged", "error", "ended", "shutdown")
+/**
+ * How an observed event stream ended: `closed` (the connection closed: the client left, or the Backend stopped),
+ * `lagged` (it fell behind and got `stream.lagged`), `error` (a final `stream.error`), `ended` (its source ended).
+ */
+export const ObservationEnd = Schema.Literal("closed", "lagged", "error", "ended")
 export type ObservationEnd = typeof ObservationEnd.Type
 
 /**
@@ -153,7 +156,7 @@ export const ObservationRecord = Schema.Struct({
   /** Events written to the caller (heartbeats and the open frame not counted). */
   events: Schema.Number,
   end_reason: ObservationEnd,
-  /** The error of a stream that ended with one (`error`, `shutdown`). */
+  /** The error of a stream that ended with one (`error`). */
   error_tag: Schema.NullOr(Schema.String)
 })
 export type ObservationRecord = typeof ObservationRecord.Type

@@ -204,7 +204,10 @@ export const make: Effect.Effect<AuditService, never, SqlClient.SqlClient | Scop
   const wake = yield* Effect.makeLatch(false)
   const writeLock = yield* Effect.makeSemaphore(1)
 
-  const writeBatches = <A>(rows: ReadonlyArray<A>, write: (batch: ReadonlyArray<A>) => Effect.Effect<void, unknown>) => {
+  const writeBatches = <A>(
+    rows: ReadonlyArray<A>,
+    write: (batch: ReadonlyArray<A>) => Effect.Effect<void, unknown>
+  ) => {
     const batches: Array<ReadonlyArray<A>> = []
     for (let i = 0; i < rows.length; i += BATCH) batches.push(rows.slice(i, i + BATCH))
     return Effect.forEach(batches, write, { discard: true })

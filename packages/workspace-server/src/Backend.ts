@@ -29,7 +29,10 @@ export const layerServing = <E, R>(
   handles: Layer.Layer<RuntimeRegistry.RuntimeHandles, E, R>,
   options: {
     readonly policy: Layer.Layer<Policy.Policy>
-    readonly audit: Layer.Layer<Audit.Audit, SqlError.SqlError | MigrationError | ConfigError.ConfigError | Store.DatabaseError>
+    readonly audit: Layer.Layer<
+      Audit.Audit,
+      SqlError.SqlError | MigrationError | ConfigError.ConfigError | Store.DatabaseError
+    >
     /** Default: sessions in memory (one process). `layerStore` gives both, on one database. */
     readonly sessions?: Layer.Layer<Sessions, Store.DatabaseError> | undefined
     readonly server?: Server.ServerOptions | undefined
@@ -45,7 +48,10 @@ export const layerServing = <E, R>(
     Layer.provide(options.policy),
     Layer.provideMerge(options.audit)
   )
-  const services = EventProxy.layer.pipe(Layer.provideMerge(registry), Layer.provideMerge(options.sessions ?? Sessions.layer))
+  const services = EventProxy.layer.pipe(
+    Layer.provideMerge(registry),
+    Layer.provideMerge(options.sessions ?? Sessions.layer)
+  )
   return Server.layer(options.server).pipe(Layer.provide(services))
 }
 
@@ -72,8 +78,7 @@ export const layer = (
   | HttpRouter.HttpRouter.DefaultServices
   | FileSystem.FileSystem
   | HttpClient.HttpClient
-> =>
-{
+> => {
   const store = layerStore(options.database)
   return layerServing(Runtimes.layer(options.config, options.runtimes), {
     policy: Policy.layerConfig(options.config),

@@ -100,16 +100,11 @@ const sseResponse = (control: Sse.Control, stream: FrameStream, observed: Observ
           opened_at: openedAt,
           closed_at: new Date(),
           events,
-          end_reason: end?.reason ?? "client_closed",
+          end_reason: end?.reason ?? "closed",
           error_tag: end?.errorTag
         })
       )
     )
-    // The server stopping every stream (shutdown) is not an end of the frames: learn it from the control.
-    yield* control.register({
-      beat: () => {},
-      stop: (error) => void (end ??= { reason: "shutdown", errorTag: error._tag })
-    })
     const options = { control, startCursor: stream.start }
     const readable = yield* Sse.bodyWith(frames, encodeFrames, frameCursor, options)
     return Sse.response(readable, { "cache-control": "no-cache, no-store" })

@@ -186,10 +186,11 @@ const sqlitePragmas = Layer.effectDiscard(
   Effect.flatMap(SqlClient.SqlClient, (sql) => sql`PRAGMA synchronous = NORMAL`)
 )
 
-const toDatabaseError = (database: Database, what: string) => (e: { readonly message: string; readonly cause?: unknown }) => {
-  const cause = e.cause instanceof Error ? `: ${e.cause.message}` : ""
-  return new DatabaseError({ message: scrub(database, `${what} ${describe(database)}: ${e.message}${cause}`) })
-}
+const toDatabaseError = (database: Database, what: string) =>
+  (e: { readonly message: string; readonly cause?: unknown }) => {
+    const cause = e.cause instanceof Error ? `: ${e.cause.message}` : ""
+    return new DatabaseError({ message: scrub(database, `${what} ${describe(database)}: ${e.message}${cause}`) })
+  }
 
 /** A `SqlClient` on the Backend's database, migrated. */
 export const layer = (database: Database): Layer.Layer<SqlClient.SqlClient, DatabaseError> =>

@@ -48,8 +48,9 @@ for (const [name, database] of stores) {
         assert.strictEqual(first.items.at(-1)!.request_id, "req-0")
         yield* audit.record({ ...entry(450), outcome: "denied", error_tag: "Forbidden", worker_id: undefined })
         const latest = yield* audit.page({ limit: 1 })
+        const last = latest.items[0]!
         assert.deepStrictEqual(
-          [latest.items[0]!.request_id, latest.items[0]!.outcome, latest.items[0]!.error_tag, latest.items[0]!.worker_id],
+          [last.request_id, last.outcome, last.error_tag, last.worker_id],
           ["req-450", "denied", "Forbidden", null]
         )
         assert.strictEqual(typeof latest.items[0]!.id, "number")
@@ -109,7 +110,7 @@ for (const [name, database] of stores) {
             opened_at: opened,
             closed_at: new Date(opened.getTime() + 1000 + i),
             events: i,
-            end_reason: "client_closed"
+            end_reason: "closed"
           })
         }
         const page = yield* audit.observations({ limit: 10 })

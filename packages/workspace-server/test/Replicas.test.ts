@@ -126,8 +126,8 @@ describe("two Backends on one PostgreSQL database", () => {
         "two observation records"
       )
       assert.deepStrictEqual(rows.map((r) => [r.request_id, r.stream, r.end_reason]), [
-        ["watch-a", "all", "client_closed"],
-        ["watch-b", "all", "client_closed"]
+        ["watch-a", "all", "closed"],
+        ["watch-b", "all", "closed"]
       ])
       assert.deepStrictEqual((yield* wholeLog(b.client, "/api/audit/streams")).map((r) => r.id), rows.map((r) => r.id))
     }), 60_000)
