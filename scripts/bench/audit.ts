@@ -15,14 +15,13 @@
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { NodeRuntime } from "@effect/platform-node"
-import { Console, Context, Duration, Effect, Layer, Redacted } from "effect"
+import { Console, Context, Duration, Effect, Layer, Redacted, type Scope } from "effect"
 import * as NodeCrypto from "node:crypto"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import { parseArgs } from "node:util"
-import * as Audit from "../../packages/workspace-server/src/Audit.js"
-import * as Store from "../../packages/workspace-server/src/Store.js"
+import { Audit, Store } from "@yoi/workspace-server"
 
 const { values } = parseArgs({
   options: { records: { type: "string", default: "2000" }, callers: { type: "string", default: "64" } }
@@ -64,7 +63,11 @@ const queued = Effect.gen(function*() {
     )
   }))
   yield* Effect.forkScoped(Effect.forever(
-    wake.await.pipe(Effect.zipRight(wake.close), Effect.zipRight(Effect.sleep(Duration.millis(5))), Effect.zipRight(flush))
+    wake.await.pipe(
+      Effect.zipRight(wake.close),
+      Effect.zipRight(Effect.sleep(Duration.millis(5))),
+      Effect.zipRight(flush)
+    )
   ))
   return {
     record: (e: Audit.AuditEntry) =>
@@ -110,10 +113,14 @@ const measure = (recorder: Recorder) =>
       }), { concurrency: "unbounded", discard: true })
     yield* recorder.drain
     const seconds = (performance.now() - t0) / 1000
-    return { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), perSecond: (perCaller * CALLERS) / seconds }
+    const perSecond = (perCaller * CALLERS) / seconds
+    return { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), perSecond }
   })
 
-const run = (database: Store.Database, make: Effect.Effect<Recorder, never, SqlClient.SqlClient | import("effect").Scope.Scope>) =>
+const run = (
+  database: Store.Database,
+  make: Effect.Effect<Recorder, never, SqlClient.SqlClient | Scope.Scope>
+) =>
   Effect.scoped(Effect.gen(function*() {
     const ctx = yield* Layer.build(Store.layer(database))
     return yield* measure(yield* Effect.provide(make, ctx))
