@@ -59,7 +59,13 @@ export type EmbeddedConfig = typeof EmbeddedConfig.Type
 export const RemoteConfig = Schema.Struct({
   runtime_id: RuntimeId,
   display_name: Schema.optional(DisplayName),
-  endpoint: Endpoint,
+  /** The runtime's URL. Give either `endpoint` or `endpoints`. */
+  endpoint: Schema.optional(Endpoint),
+  /**
+   * Several hosts of one runtime (an owner and its standbys on a shared store): the Backend follows the one whose
+   * `/readyz` says ready, and switches when it fails. One token for all of them.
+   */
+  endpoints: Schema.optional(Schema.Array(Endpoint).pipe(Schema.minItems(1), Schema.maxItems(16))),
   token: TokenRef,
   /** How long one command may take before it answers `UpstreamTimeout`. */
   timeout_ms: Schema.optional(Schema.Int.pipe(Schema.between(100, 600_000))),
@@ -171,6 +177,13 @@ export const resolve = (raw: unknown, dataDir: string): Either.Either<ResolvedCo
     }))
   }
   const companion = config.companion === null || embedded === undefined ? undefined : config.companion ?? {}
+  for (const [i, remote] of remotes.entries()) {
+    if ((remote.endpoint === undefined) === (remote.endpoints === undefined)) {
+      return Either.left(new BackendConfigError({
+        message: `invalid config: remotes[${i}]: give either endpoint or endpoints (a list of the runtime's hosts)`
+      }))
+    }
+  }
   const seen = new Map<string, string>()
   const entries: Array<readonly [string, string]> = [
     ...(embedded === undefined ? [] : [[embedded.runtime_id, "embedded.runtime_id"] as const]),
