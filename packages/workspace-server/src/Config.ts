@@ -149,10 +149,15 @@ const fieldPath = (path: ReadonlyArray<PropertyKey>) =>
 
 const describeParseError = (error: ParseResult.ParseError): string => {
   const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
-  return issues.slice(0, 5).map((i) => {
+  const lines = issues.map((i) => {
     const path = fieldPath(i.path)
+    // The database URL may hold a password: its issues never quote the value.
+    if (i.path[0] === "database") {
+      return "database: must be a postgres:// URL, or {\"env\": ...} or {\"file\": ...} naming one (value not shown)"
+    }
     return path === "" ? i.message : `${path}: ${i.message}`
-  }).join("; ")
+  })
+  return [...new Set(lines)].slice(0, 5).join("; ")
 }
 
 const decodeConfig = Schema.decodeUnknownEither(BackendConfig, { errors: "all", onExcessProperty: "error" })

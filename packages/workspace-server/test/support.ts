@@ -37,6 +37,7 @@ export const browserRoutes: ReadonlyArray<readonly ["GET" | "POST" | "DELETE", s
   ["GET", "/api/workers"],
   ["GET", "/api/hosts"],
   ["GET", "/api/audit"],
+  ["GET", "/api/audit/streams"],
   ["GET", "/api/session"],
   ["DELETE", "/api/session"]
 ]
