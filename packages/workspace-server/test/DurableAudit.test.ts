@@ -3,6 +3,7 @@ import { Effect } from "effect"
 import * as NodeChild from "node:child_process"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
+import { freshDatabase } from "./pgSupport.js"
 import { tempDir } from "./support.js"
 
 const BIN = NodePath.join(import.meta.dirname, "..", "bin", "yoi-backend.mjs")
@@ -15,14 +16,20 @@ interface Started {
 }
 
 /** A real `yoi-backend` process on a free port; resolves once it prints its ready line. */
-const start = (dir: string, config: string) =>
+const start = (
+  dir: string,
+  config: string,
+  extra: ReadonlyArray<string> = [],
+  env: Record<string, string> = { YOI_BACKEND_TOKEN: TOKEN },
+  dataDir = NodePath.join(dir, "data")
+) =>
   Effect.acquireRelease(
     Effect.async<Started>((resume) => {
       const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("YOI_BACKEND_")))
       const child = NodeChild.spawn(
         process.execPath,
-        [BIN, "--bind", "127.0.0.1:0", "--data-dir", NodePath.join(dir, "data"), "--config", config],
-        { cwd: dir, env: { ...clean, YOI_BACKEND_TOKEN: TOKEN }, stdio: ["ignore", "pipe", "pipe"] }
+        [BIN, "--bind", "127.0.0.1:0", "--data-dir", dataDir, "--config", config, ...extra],
+        { cwd: dir, env: { ...clean, ...env }, stdio: ["ignore", "pipe", "pipe"] }
       )
       const exited = new Promise((resolve) => child.on("exit", resolve))
       let out = ""
@@ -116,4 +123,84 @@ describe("durable audit (a real yoi-backend, SQLite)", () => {
       }
       assert.isAtLeast(acknowledged.size, 100 * rounds)
     }), 180_000)
+})
+
+/** Runs `yoi-backend` to its exit; its exit code and stderr. */
+const runToExit = (dir: string, args: ReadonlyArray<string>) =>
+  Effect.async<{ readonly code: number | null; readonly stderr: string; readonly stdout: string }>((resume) => {
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("YOI_BACKEND_")))
+    const child = NodeChild.spawn(process.execPath, [BIN, "--bind", "127.0.0.1:0", "--data-dir", dir, ...args], {
+      cwd: dir,
+      env: { ...clean, YOI_BACKEND_TOKEN: TOKEN },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stderr = ""
+    let stdout = ""
+    child.stderr!.on("data", (d) => (stderr += String(d)))
+    child.stdout!.on("data", (d) => (stdout += String(d)))
+    child.on("exit", (code) => resume(Effect.succeed({ code, stderr, stdout })))
+    return Effect.sync(() => child.kill("SIGKILL"))
+  })
+
+describe("yoi-backend --database", () => {
+  it.scopedLive("a bad or unreachable database fails the start in one line that never prints the password", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir()
+      const secret = "pg-pa55-Zq81"
+      const [notPg, unreachable] = yield* Effect.all([
+        runToExit(dir, ["--database", `mysql://yoi:${secret}@db/yoi`]),
+        runToExit(dir, ["--database", `postgres://yoi:${secret}@127.0.0.1:1/yoi`])
+      ], { concurrency: 2 })
+      assert.strictEqual(notPg.code, 1)
+      assert.match(notPg.stderr, /^yoi-backend: --database must be a postgres:\/\/ URL/m)
+      assert.strictEqual(unreachable.code, 1)
+      assert.match(unreachable.stderr, /^yoi-backend: cannot open the Backend database postgres:\/\/yoi:\*\*\*@127\.0\.0\.1:1\/yoi/m)
+      for (const run of [notPg, unreachable]) {
+        assert.notInclude(run.stderr + run.stdout, secret)
+        assert.notInclude(run.stdout, "listening")
+      }
+    }), 60_000)
+
+  it.scopedLive("two processes on one database share one token file, the sessions and the audit log", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir()
+      const url = yield* freshDatabase
+      const config = NodePath.join(dir, "backend.json")
+      NodeFs.writeFileSync(config, JSON.stringify({ embedded: { runtime_id: "local", store: "memory" }, companion: null }))
+      const tokenFile = NodePath.join(dir, "shared-token")
+      NodeFs.writeFileSync(tokenFile, `${TOKEN}\n`)
+      const env = { YOI_BACKEND_TOKEN_FILE: tokenFile, YOI_BACKEND_DATABASE: url }
+      const [a, b] = yield* Effect.all([
+        start(dir, config, [], env, NodePath.join(dir, "a")),
+        start(dir, config, [], env, NodePath.join(dir, "b"))
+      ], { concurrency: 2 })
+      const signIn = yield* Effect.promise(() =>
+        fetch(`${a.url}/api/session`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ token: TOKEN })
+        })
+      )
+      assert.strictEqual(signIn.status, 204)
+      const cookie = signIn.headers.get("set-cookie")!.split(";")[0]!
+      const session = yield* Effect.promise(() =>
+        fetch(`${b.url}/api/session`, { headers: { cookie } }).then((r) => r.json() as Promise<any>)
+      )
+      assert.match(session.actor, /^session:/)
+      const replies = yield* Effect.promise(() =>
+        Promise.all(Array.from({ length: 20 }, (_, i) =>
+          api(i % 2 === 0 ? a.url : b.url, "POST", "/api/runtimes/local/workers/nobody/cancel", `bin-${i}`)
+            .then((r) => r.status))))
+      assert.deepStrictEqual(new Set(replies), new Set([404]))
+      const log = yield* Effect.promise(() =>
+        api(a.url, "GET", "/api/audit?limit=500").then((r) => r.json() as Promise<any>)
+      )
+      assert.deepStrictEqual(
+        new Set(log.items.map((r: any) => r.request_id)),
+        new Set(Array.from({ length: 20 }, (_, i) => `bin-${i}`))
+      )
+      // The SQLite default is not used: neither data directory holds a backend.db.
+      assert.isFalse(NodeFs.existsSync(NodePath.join(dir, "a", "backend.db")))
+      assert.isFalse(NodeFs.existsSync(NodePath.join(dir, "b", "backend.db")))
+    }), 120_000)
 })
