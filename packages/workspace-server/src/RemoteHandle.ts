@@ -348,7 +348,9 @@ export const make = (
     const subscribe = (query: SubscribeQuery) =>
       Effect.gen(function*() {
         const workerId = query.workerId
-        if (workerId !== undefined) yield* call(current().client.workers.get({ path: { worker_id: workerId } }), workerId)
+        if (workerId !== undefined) {
+          yield* call(current().client.workers.get({ path: { worker_id: workerId } }), workerId)
+        }
         const cursor = query.cursor === "" ? undefined : query.cursor
         if (cursor === undefined) return yield* hub.subscribe({ workerId })
         if (cursor === "earliest") return yield* dedicated(cursor, workerId)
@@ -415,7 +417,8 @@ export const make = (
           call(current().client.workers.cancel({ path: { worker_id: workerId } }), workerId),
           (r) => ({ ...r, worker: fixWorker(r.worker) })
         ),
-      stop: (workerId) => Effect.map(call(current().client.workers.stop({ path: { worker_id: workerId } }), workerId), fixWorker),
+      stop: (workerId) =>
+        Effect.map(call(current().client.workers.stop({ path: { worker_id: workerId } }), workerId), fixWorker),
       restore: (workerId) =>
         Effect.map(call(current().client.workers.restore({ path: { worker_id: workerId } }), workerId), fixWorker),
       delete: (workerId) => call(current().client.workers.delete({ path: { worker_id: workerId } }), workerId),

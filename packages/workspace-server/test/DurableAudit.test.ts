@@ -154,7 +154,10 @@ describe("yoi-backend --database", () => {
       assert.strictEqual(notPg.code, 1)
       assert.match(notPg.stderr, /^yoi-backend: --database must be a postgres:\/\/ URL/m)
       assert.strictEqual(unreachable.code, 1)
-      assert.match(unreachable.stderr, /^yoi-backend: cannot open the Backend database postgres:\/\/yoi:\*\*\*@127\.0\.0\.1:1\/yoi/m)
+      assert.match(
+        unreachable.stderr,
+        /^yoi-backend: cannot open the Backend database postgres:\/\/yoi:\*\*\*@127\.0\.0\.1:1\/yoi/m
+      )
       for (const run of [notPg, unreachable]) {
         assert.notInclude(run.stderr + run.stdout, secret)
         assert.notInclude(run.stdout, "listening")
