@@ -13,6 +13,8 @@ interface Started {
   readonly child: NodeChild.ChildProcess
   readonly url: string
   readonly exited: Promise<unknown>
+  /** Everything it printed so far, stdout and stderr. */
+  readonly output: () => string
 }
 
 /** A real `yoi-backend` process on a free port; resolves once it prints its ready line. */
@@ -38,7 +40,7 @@ const start = (
       child.stdout!.on("data", (d) => {
         out += String(d)
         const ready = /^yoi-backend listening on (http:\/\/\S+)$/m.exec(out)
-        if (ready !== null) resume(Effect.succeed({ child, url: ready[1]!, exited }))
+        if (ready !== null) resume(Effect.succeed({ child, url: ready[1]!, exited, output: () => out + err }))
       })
       child.on("exit", (code) => resume(Effect.die(`yoi-backend exited (${code}) before listening: ${err}`)))
     }),
@@ -172,7 +174,16 @@ describe("yoi-backend --database", () => {
       NodeFs.writeFileSync(config, JSON.stringify({ embedded: { runtime_id: "local", store: "memory" }, companion: null }))
       const tokenFile = NodePath.join(dir, "shared-token")
       NodeFs.writeFileSync(tokenFile, `${TOKEN}\n`)
-      const env = { YOI_BACKEND_TOKEN_FILE: tokenFile, YOI_BACKEND_DATABASE: url }
+      // The test server trusts local connections, so any password is accepted: one is given only to prove that no
+      // line ever prints it.
+      const secret = "replica-db-pa55-91x"
+      const withPassword = new URL(url)
+      withPassword.password = secret
+      const env = {
+        YOI_BACKEND_TOKEN_FILE: tokenFile,
+        YOI_BACKEND_DATABASE: withPassword.toString(),
+        YOI_LOG_LEVEL: "debug"
+      }
       const [a, b] = yield* Effect.all([
         start(dir, config, [], env, NodePath.join(dir, "a")),
         start(dir, config, [], env, NodePath.join(dir, "b"))
@@ -202,6 +213,10 @@ describe("yoi-backend --database", () => {
         new Set(log.items.map((r: any) => r.request_id)),
         new Set(Array.from({ length: 20 }, (_, i) => `bin-${i}`))
       )
+      for (const replica of [a, b]) {
+        assert.match(replica.output(), /Backend database: postgres:\/\/postgres:\*\*\*@127\.0\.0\.1/)
+        assert.notInclude(replica.output(), secret)
+      }
       // The SQLite default is not used: neither data directory holds a backend.db.
       assert.isFalse(NodeFs.existsSync(NodePath.join(dir, "a", "backend.db")))
       assert.isFalse(NodeFs.existsSync(NodePath.join(dir, "b", "backend.db")))
