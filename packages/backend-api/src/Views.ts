@@ -124,3 +124,45 @@ export const AuditPage = Schema.Struct({
   next_page_token: Schema.optional(Schema.String)
 })
 export type AuditPage = typeof AuditPage.Type
+
+/**
+ * How an observed event stream ended: `closed` (the connection closed: the client left, or the Backend stopped),
+ * `lagged` (it fell behind and got `stream.lagged`), `error` (a final `stream.error`), `ended` (its source ended).
+ */
+export const ObservationEnd = Schema.Literal("closed", "lagged", "error", "ended")
+export type ObservationEnd = typeof ObservationEnd.Type
+
+/**
+ * One event stream a caller opened through the Backend (audited observation): who, which stream and filters, from
+ * which cursor, when it opened and closed, how many events it delivered, and why it ended.
+ */
+export const ObservationRecord = Schema.Struct({
+  id: Schema.Number,
+  actor: Schema.String,
+  request_id: Schema.String,
+  /** `all` (`GET /api/events`) or `worker` (one worker's events). */
+  stream: Schema.Literal("all", "worker"),
+  runtime_id: Schema.NullOr(Schema.String),
+  worker_id: Schema.NullOr(Schema.String),
+  /** The cursor the caller asked for (`Last-Event-ID` or `?cursor=`), null for "from now". */
+  cursor: Schema.NullOr(Schema.String),
+  /** The position the stream started from (the open frame's id). */
+  start_cursor: Schema.NullOr(Schema.String),
+  /** The id of the last event delivered: where the caller resumes. */
+  last_cursor: Schema.NullOr(Schema.String),
+  opened_at: Schema.String,
+  closed_at: Schema.String,
+  duration_ms: Schema.Number,
+  /** Events written to the caller (heartbeats and the open frame not counted). */
+  events: Schema.Number,
+  end_reason: ObservationEnd,
+  /** The error of a stream that ended with one (`error`). */
+  error_tag: Schema.NullOr(Schema.String)
+})
+export type ObservationRecord = typeof ObservationRecord.Type
+
+export const ObservationPage = Schema.Struct({
+  items: Schema.Array(ObservationRecord),
+  next_page_token: Schema.optional(Schema.String)
+})
+export type ObservationPage = typeof ObservationPage.Type

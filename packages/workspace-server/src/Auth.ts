@@ -1,9 +1,11 @@
 import { FileSystem, HttpServerRequest } from "@effect/platform"
+import { SqlClient } from "@effect/sql"
 import { Authentication, REQUEST_ID_HEADER } from "@yoi/backend-api/Authentication"
 import { Config, Context, Data, Effect, Layer, Option, Redacted } from "effect"
 import * as NodePath from "node:path"
 import * as NodeCrypto from "node:crypto"
 import { Unauthorized } from "@yoi/backend-api/Errors"
+import * as Store from "./Store.js"
 
 // The middleware tag and the caller it provides are part of the browser contract (`@yoi/backend-api`); this module
 // implements them.
@@ -55,7 +57,8 @@ export class BackendToken extends Context.Tag("@yoi/workspace-server/BackendToke
   )
 
   /**
-   * `YOI_BACKEND_TOKEN`, or the token kept in `<dataDir>/backend-token` (mode 0600), generated and written there on
+   * `YOI_BACKEND_TOKEN`, or the token in the file `YOI_BACKEND_TOKEN_FILE` names (shared by replicas), or the token
+   * kept in `<dataDir>/backend-token` (mode 0600), generated and written there on
    * the first start so that the login link and `$YOI_BACKEND_TOKEN` stay valid across restarts.
    */
   static readonly layerDataDir = (
@@ -67,6 +70,22 @@ export class BackendToken extends Context.Tag("@yoi/workspace-server/BackendToke
         const configured = yield* configuredToken
         if (Option.isSome(configured)) return { token: configured.value, generated: false }
         const fs = yield* FileSystem.FileSystem
+        // Replicas share one token: the same YOI_BACKEND_TOKEN, or a file every replica reads (a mounted secret).
+        const sharedFile = yield* Config.option(Config.string("YOI_BACKEND_TOKEN_FILE")).pipe(
+          Effect.orElseSucceed(() => Option.none<string>()),
+          Effect.map(Option.filter((f) => f.trim().length > 0))
+        )
+        if (Option.isSome(sharedFile)) {
+          const text = yield* fs.readFileString(sharedFile.value).pipe(
+            Effect.mapError((e) =>
+              new TokenFileError({ message: `cannot read YOI_BACKEND_TOKEN_FILE ${sharedFile.value}: ${e.message}` })
+            )
+          )
+          if (text.trim().length === 0) {
+            return yield* new TokenFileError({ message: `YOI_BACKEND_TOKEN_FILE ${sharedFile.value} is empty` })
+          }
+          return { token: Redacted.make(text.trim()), generated: false }
+        }
         const file = NodePath.join(dataDir, TOKEN_FILE)
         const failed = (e: { readonly message: string }) =>
           new TokenFileError({ message: `cannot keep the Backend token in ${file}: ${e.message}` })
@@ -137,6 +156,50 @@ export class Sessions extends Context.Tag("@yoi/workspace-server/Sessions")<Sess
       remove: (id) => Effect.sync(() => void sessions.delete(id))
     }
   })
+
+  /**
+   * Sessions in the Backend's database, so that every replica on it knows them (and a restart keeps them). The
+   * table holds a SHA-256 of each session id, never the id: reading the database does not let anyone sign in.
+   * A store failure refuses the session (a lookup answers none) and is logged.
+   */
+  static readonly layerSql: Layer.Layer<Sessions, never, SqlClient.SqlClient> = Layer.effect(
+    Sessions,
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const table = Store.table(sql, "sessions")
+      const hash = (id: string) => NodeCrypto.createHash("sha256").update(id, "utf8").digest("hex")
+      return {
+        create: Effect.gen(function*() {
+          const id = NodeCrypto.randomBytes(32).toString("base64url")
+          const now = Date.now()
+          yield* sql`DELETE FROM ${table} WHERE expires_at <= ${now}`
+          yield* sql`INSERT INTO ${table} ${
+            sql.insert({
+              id_hash: hash(id),
+              label: NodeCrypto.randomBytes(4).toString("hex"),
+              expires_at: now + SESSION_TTL_SECONDS * 1000
+            })
+          }`
+          return id
+        }).pipe(
+          Effect.tapError((e) => Effect.logError("could not store a session", e)),
+          Effect.orDie
+        ),
+        lookup: (id) =>
+          sql<{ readonly label: string }>`SELECT label FROM ${table} WHERE id_hash = ${hash(id)} AND expires_at > ${
+            Date.now()
+          }`.pipe(
+            Effect.map((rows) => Option.fromNullable(rows[0]?.label)),
+            Effect.catchAll((e) => Effect.as(Effect.logError("could not read the sessions", e), Option.none()))
+          ),
+        remove: (id) =>
+          sql`DELETE FROM ${table} WHERE id_hash = ${hash(id)}`.pipe(
+            Effect.catchAll((e) => Effect.logError("could not remove a session", e)),
+            Effect.asVoid
+          )
+      }
+    })
+  )
 }
 
 const requestId = Effect.map(

@@ -4,6 +4,7 @@ import type { MigrationError } from "@effect/sql/Migrator"
 import { type ConfigError, Layer } from "effect"
 import * as Audit from "./Audit.js"
 import { type BackendToken, Sessions } from "./Auth.js"
+import * as Store from "./Store.js"
 import type { BackendConfigError, ResolvedConfig } from "./Config.js"
 import * as EventProxy from "./EventProxy.js"
 import * as Policy from "./Policy.js"
@@ -13,8 +14,8 @@ import * as Server from "./Server.js"
 
 export interface BackendOptions {
   readonly config: ResolvedConfig
-  /** The audit database: a file (WAL) or `:memory:`. */
-  readonly auditDatabase: string
+  /** Where sessions, the command audit and the observation audit live: SQLite (a file, or `:memory:`) or PostgreSQL. */
+  readonly database: Store.Database
   readonly server?: Server.ServerOptions | undefined
   readonly runtimes?: Runtimes.RuntimesOptions | undefined
   readonly registry?: RuntimeRegistry.RegistryOptions | undefined
@@ -28,13 +29,18 @@ export const layerServing = <E, R>(
   handles: Layer.Layer<RuntimeRegistry.RuntimeHandles, E, R>,
   options: {
     readonly policy: Layer.Layer<Policy.Policy>
-    readonly audit: Layer.Layer<Audit.Audit, SqlError.SqlError | MigrationError | ConfigError.ConfigError>
+    readonly audit: Layer.Layer<
+      Audit.Audit,
+      SqlError.SqlError | MigrationError | ConfigError.ConfigError | Store.DatabaseError
+    >
+    /** Default: sessions in memory (one process). `layerStore` gives both, on one database. */
+    readonly sessions?: Layer.Layer<Sessions, Store.DatabaseError> | undefined
     readonly server?: Server.ServerOptions | undefined
     readonly registry?: RuntimeRegistry.RegistryOptions | undefined
   }
 ): Layer.Layer<
   never,
-  E | SqlError.SqlError | MigrationError | ConfigError.ConfigError,
+  E | SqlError.SqlError | MigrationError | ConfigError.ConfigError | Store.DatabaseError,
   R | BackendToken | HttpServer.HttpServer | HttpRouter.HttpRouter.DefaultServices
 > => {
   const registry = RuntimeRegistry.layer(options.registry).pipe(
@@ -42,25 +48,43 @@ export const layerServing = <E, R>(
     Layer.provide(options.policy),
     Layer.provideMerge(options.audit)
   )
-  const services = EventProxy.layer.pipe(Layer.provideMerge(registry), Layer.provideMerge(Sessions.layer))
+  const services = EventProxy.layer.pipe(
+    Layer.provideMerge(registry),
+    Layer.provideMerge(options.sessions ?? Sessions.layer)
+  )
   return Server.layer(options.server).pipe(Layer.provide(services))
 }
+
+/**
+ * The audit (commands and observed streams) and the sessions on one database, migrated at start. Pass the same
+ * layer as `audit` and `sessions`: it is built once.
+ */
+export const layerStore = (database: Store.Database): Layer.Layer<Audit.Audit | Sessions, Store.DatabaseError> =>
+  Layer.mergeAll(Audit.layer, Sessions.layerSql).pipe(Layer.provide(Store.layer(database)))
 
 /** The whole Backend from its config: runtimes (embedded, remote, legacy), policy, audit store, browser API. */
 export const layer = (
   options: BackendOptions
 ): Layer.Layer<
   never,
-  BackendConfigError | Runtimes.EmbeddedStoreError | SqlError.SqlError | MigrationError | ConfigError.ConfigError,
+  | BackendConfigError
+  | Runtimes.EmbeddedStoreError
+  | SqlError.SqlError
+  | MigrationError
+  | ConfigError.ConfigError
+  | Store.DatabaseError,
   | BackendToken
   | HttpServer.HttpServer
   | HttpRouter.HttpRouter.DefaultServices
   | FileSystem.FileSystem
   | HttpClient.HttpClient
-> =>
-  layerServing(Runtimes.layer(options.config, options.runtimes), {
+> => {
+  const store = layerStore(options.database)
+  return layerServing(Runtimes.layer(options.config, options.runtimes), {
     policy: Policy.layerConfig(options.config),
-    audit: Audit.layerSqlite(options.auditDatabase),
+    audit: store,
+    sessions: store,
     server: options.server,
     registry: { ...options.registry, workspaceId: options.config.workspaceId }
   })
+}

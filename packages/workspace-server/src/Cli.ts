@@ -1,6 +1,6 @@
 import { Options } from "@effect/cli"
 import { Bind as RuntimeBind, Flags } from "@yoi/runtime-server"
-import { Effect, Either, type LogLevel, type Option } from "effect"
+import { Config, Effect, Either, type LogLevel, type Option, type Redacted } from "effect"
 import { BackendConfigError } from "./Config.js"
 
 export const USAGE = `usage: yoi-backend [--bind <host:port>] [--config <file.json>] [--data-dir <dir>]
@@ -8,11 +8,13 @@ export const USAGE = `usage: yoi-backend [--bind <host:port>] [--config <file.js
   --bind       where to listen (default 127.0.0.1:8787; port 0 picks a free port)   env YOI_BACKEND_BIND
   --config     the runtimes config file (default: one embedded SQLite runtime)     env YOI_BACKEND_CONFIG
   --data-dir   the Backend's own data: backend.db (audit), local.db (.yoi)       env YOI_BACKEND_DATA_DIR
+  --database   postgres://… for sessions and audit, shared by replicas          env YOI_BACKEND_DATABASE
+               (default: backend.db, SQLite, in the data directory)
   --log-level  all|trace|debug|info|warn|error|off (default info)                 env YOI_LOG_LEVEL
   --completions <shell>   print a bash, zsh or fish completion script
 
 A flag wins over its environment variable. The Backend token is YOI_BACKEND_TOKEN; without it one is generated and
-printed in a login URL.`
+printed in a login URL; replicas share one token through YOI_BACKEND_TOKEN or YOI_BACKEND_TOKEN_FILE.`
 
 export interface Bind {
   readonly host: string
@@ -23,6 +25,7 @@ export interface Settings {
   readonly bind: Bind
   readonly config: Option.Option<string>
   readonly dataDir: string
+  readonly database: Option.Option<Redacted.Redacted<string>>
   readonly logLevel: LogLevel.LogLevel
 }
 
@@ -41,6 +44,11 @@ export const options: Options.Options<Settings> = Options.all({
   ),
   config: Flags.text("config", "YOI_BACKEND_CONFIG").pipe(Options.optional),
   dataDir: Flags.text("data-dir", "YOI_BACKEND_DATA_DIR").pipe(Options.withDefault(".yoi")),
+  // Read as a secret: the value may hold a password, so no message ever quotes it.
+  database: Options.redacted("database").pipe(
+    Options.withFallbackConfig(Config.redacted("YOI_BACKEND_DATABASE")),
+    Options.optional
+  ),
   logLevel: Flags.logLevel("YOI_LOG_LEVEL")
 })
 

@@ -59,7 +59,13 @@ export type EmbeddedConfig = typeof EmbeddedConfig.Type
 export const RemoteConfig = Schema.Struct({
   runtime_id: RuntimeId,
   display_name: Schema.optional(DisplayName),
-  endpoint: Endpoint,
+  /** The runtime's URL. Give either `endpoint` or `endpoints`. */
+  endpoint: Schema.optional(Endpoint),
+  /**
+   * Several hosts of one runtime (an owner and its standbys on a shared store): the Backend follows the one whose
+   * `/readyz` says ready, and switches when it fails. One token for all of them.
+   */
+  endpoints: Schema.optional(Schema.Array(Endpoint).pipe(Schema.minItems(1), Schema.maxItems(16))),
   token: TokenRef,
   /** How long one command may take before it answers `UpstreamTimeout`. */
   timeout_ms: Schema.optional(Schema.Int.pipe(Schema.between(100, 600_000))),
@@ -98,7 +104,18 @@ export const BackendConfig = Schema.Struct({
   remotes: Schema.optional(Schema.Array(RemoteConfig).pipe(Schema.maxItems(256))),
   legacy_pods: Schema.optional(Schema.NullOr(LegacyPodsConfig)),
   /** Absent: a Companion with the embedded runtime's default profile; `null`: none. */
-  companion: Schema.optional(Schema.NullOr(CompanionConfig))
+  companion: Schema.optional(Schema.NullOr(CompanionConfig)),
+  /**
+   * The Backend's own database (sessions, audit, observation audit): a `postgres://` URL, or a reference to one
+   * (`{"env": "VAR"}`, `{"file": "path"}`) so that its password stays out of the file. Absent: `backend.db` (SQLite) in
+   * the data directory. `--database` wins.
+   */
+  database: Schema.optional(Schema.Union(
+    Schema.String.pipe(Schema.filter((s) => /^postgres(ql)?:\/\//.test(s) && URL.canParse(s), {
+      message: () => "database must be a postgres:// URL (or {\"env\": ...} / {\"file\": ...} naming one)"
+    })),
+    TokenRef
+  ))
 })
 export type BackendConfig = typeof BackendConfig.Type
 
@@ -109,6 +126,8 @@ export interface ResolvedConfig {
   readonly remotes: ReadonlyArray<RemoteConfig>
   readonly legacyPods: LegacyPodsConfig | undefined
   readonly companion: CompanionConfig | undefined
+  /** The Backend database named in the config, unresolved (a reference is read at start). */
+  readonly database?: string | TokenRef | undefined
 }
 
 export const COMPANION_WORKER_ID = "companion"
@@ -130,10 +149,15 @@ const fieldPath = (path: ReadonlyArray<PropertyKey>) =>
 
 const describeParseError = (error: ParseResult.ParseError): string => {
   const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
-  return issues.slice(0, 5).map((i) => {
+  const lines = issues.map((i) => {
     const path = fieldPath(i.path)
+    // The database URL may hold a password: its issues never quote the value.
+    if (i.path[0] === "database") {
+      return "database: must be a postgres:// URL, or {\"env\": ...} or {\"file\": ...} naming one (value not shown)"
+    }
     return path === "" ? i.message : `${path}: ${i.message}`
-  }).join("; ")
+  })
+  return [...new Set(lines)].slice(0, 5).join("; ")
 }
 
 const decodeConfig = Schema.decodeUnknownEither(BackendConfig, { errors: "all", onExcessProperty: "error" })
@@ -158,6 +182,13 @@ export const resolve = (raw: unknown, dataDir: string): Either.Either<ResolvedCo
     }))
   }
   const companion = config.companion === null || embedded === undefined ? undefined : config.companion ?? {}
+  for (const [i, remote] of remotes.entries()) {
+    if ((remote.endpoint === undefined) === (remote.endpoints === undefined)) {
+      return Either.left(new BackendConfigError({
+        message: `invalid config: remotes[${i}]: give either endpoint or endpoints (a list of the runtime's hosts)`
+      }))
+    }
+  }
   const seen = new Map<string, string>()
   const entries: Array<readonly [string, string]> = [
     ...(embedded === undefined ? [] : [[embedded.runtime_id, "embedded.runtime_id"] as const]),
@@ -178,7 +209,8 @@ export const resolve = (raw: unknown, dataDir: string): Either.Either<ResolvedCo
     embedded,
     remotes,
     legacyPods,
-    companion
+    companion,
+    database: config.database
   })
 }
 

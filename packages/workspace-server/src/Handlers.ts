@@ -1,8 +1,9 @@
 import { HttpApiBuilder, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Sse } from "@yoi/runtime-server"
-import { Duration, Effect, Layer } from "effect"
-import { Audit } from "./Audit.js"
-import { BackendToken, Caller, SESSION_COOKIE, SESSION_TTL_SECONDS, Sessions, tokenMatches } from "./Auth.js"
+import { Duration, Effect, Layer, Stream } from "effect"
+import type { ObservationEnd } from "@yoi/backend-api/Views"
+import { Audit, type AuditService } from "./Audit.js"
+import { BackendToken, Caller, type CallerShape, SESSION_COOKIE, SESSION_TTL_SECONDS, Sessions, tokenMatches } from "./Auth.js"
 import { BrowserApi } from "@yoi/backend-api/BrowserApi"
 import { InvalidInput, PayloadTooLarge, Unauthorized } from "@yoi/backend-api/Errors"
 import { cursorOf as frameCursor, encode as encodeFrames, EventProxy, type FrameStream } from "./EventProxy.js"
@@ -50,11 +51,62 @@ export interface SseOptions {
   readonly heartbeat: Duration.DurationInput
 }
 
-/** A browser event stream through the runtime's SSE writer: coalesced writes and one heartbeat timer for all. */
-const sseResponse = (control: Sse.Control, stream: FrameStream) =>
+/** What the observation audit records of a stream besides its counts: who opened which stream, from where. */
+interface Observed {
+  readonly audit: AuditService
+  readonly caller: CallerShape
+  readonly stream: "all" | "worker"
+  readonly runtime_id?: string | undefined
+  readonly worker_id?: string | undefined
+  readonly cursor: string | undefined
+}
+
+/**
+ * A browser event stream through the runtime's SSE writer: coalesced writes and one heartbeat timer for all. When
+ * the stream closes (the request scope ends) one observation record is written: how long it was open, the events
+ * it delivered, the last cursor and why it ended.
+ */
+const sseResponse = (control: Sse.Control, stream: FrameStream, observed: Observed) =>
   Effect.gen(function*() {
+    const openedAt = new Date()
+    let events = 0
+    let lastCursor: string | undefined
+    let end: { readonly reason: ObservationEnd; readonly errorTag?: string | undefined } | undefined
+    const frames = stream.frames.pipe(
+      Stream.tap((frame) =>
+        Effect.sync(() => {
+          if (frame._tag === "Error") {
+            end = { reason: "error", errorTag: frame.data._tag }
+            return
+          }
+          events++
+          lastCursor = frame.id
+          if (frame.event === "stream.lagged") end = { reason: "lagged" }
+        })
+      ),
+      Stream.onEnd(Effect.sync(() => end ??= { reason: "ended" }))
+    )
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() =>
+        observed.audit.observe({
+          actor: observed.caller.actor,
+          request_id: observed.caller.requestId,
+          stream: observed.stream,
+          runtime_id: observed.runtime_id,
+          worker_id: observed.worker_id,
+          cursor: observed.cursor,
+          start_cursor: stream.start,
+          last_cursor: lastCursor,
+          opened_at: openedAt,
+          closed_at: new Date(),
+          events,
+          end_reason: end?.reason ?? "closed",
+          error_tag: end?.errorTag
+        })
+      )
+    )
     const options = { control, startCursor: stream.start }
-    const readable = yield* Sse.bodyWith(stream.frames, encodeFrames, frameCursor, options)
+    const readable = yield* Sse.bodyWith(frames, encodeFrames, frameCursor, options)
     return Sse.response(readable, { "cache-control": "no-cache, no-store" })
   })
 
@@ -74,6 +126,7 @@ export const layerWorkers = HttpApiBuilder.group(BrowserApi, "workers", (handler
     const registry = yield* RuntimeRegistry
     const events = yield* EventProxy
     const control = yield* Sse.SseControl
+    const audit = yield* Audit
     return handlers
       .handle("list", ({ path, urlParams }) =>
         Effect.gen(function*() {
@@ -120,7 +173,15 @@ export const layerWorkers = HttpApiBuilder.group(BrowserApi, "workers", (handler
         Effect.gen(function*() {
           const caller = yield* Caller
           const cursor = cursorOf(headers, urlParams.cursor)
-          return yield* sseResponse(control, yield* events.worker(caller, path.runtime_id, path.worker_id, cursor))
+          const stream = yield* events.worker(caller, path.runtime_id, path.worker_id, cursor)
+          return yield* sseResponse(control, stream, {
+            audit,
+            caller,
+            stream: "worker",
+            runtime_id: path.runtime_id,
+            worker_id: path.worker_id,
+            cursor
+          })
         }))
   }))
 
@@ -128,10 +189,12 @@ export const layerEvents = HttpApiBuilder.group(BrowserApi, "events", (handlers)
   Effect.gen(function*() {
     const events = yield* EventProxy
     const control = yield* Sse.SseControl
+    const audit = yield* Audit
     return handlers.handle("all", ({ headers, urlParams }) =>
       Effect.gen(function*() {
         const caller = yield* Caller
-        return yield* sseResponse(control, yield* events.all(caller, cursorOf(headers, urlParams.cursor)))
+        const cursor = cursorOf(headers, urlParams.cursor)
+        return yield* sseResponse(control, yield* events.all(caller, cursor), { audit, caller, stream: "all", cursor })
       }))
   }))
 
@@ -146,17 +209,29 @@ export const layerListings = HttpApiBuilder.group(BrowserApi, "listings", (handl
 export const layerAudit = HttpApiBuilder.group(BrowserApi, "audit", (handlers) =>
   Effect.gen(function*() {
     const audit = yield* Audit
-    return handlers.handle("page", ({ urlParams }) =>
-      Effect.gen(function*() {
-        const limit = yield* parseLimit(urlParams.limit)
-        return yield* audit.page({
-          limit,
-          page_token: urlParams.page_token,
-          runtime_id: urlParams.runtime_id,
-          worker_id: urlParams.worker_id,
-          action: urlParams.action
-        })
-      }))
+    return handlers
+      .handle("page", ({ urlParams }) =>
+        Effect.gen(function*() {
+          const limit = yield* parseLimit(urlParams.limit)
+          return yield* audit.page({
+            limit,
+            page_token: urlParams.page_token,
+            runtime_id: urlParams.runtime_id,
+            worker_id: urlParams.worker_id,
+            action: urlParams.action
+          })
+        }))
+      .handle("streams", ({ urlParams }) =>
+        Effect.gen(function*() {
+          const limit = yield* parseLimit(urlParams.limit)
+          return yield* audit.observations({
+            limit,
+            page_token: urlParams.page_token,
+            runtime_id: urlParams.runtime_id,
+            worker_id: urlParams.worker_id,
+            actor: urlParams.actor
+          })
+        }))
   }))
 
 /** Where `/login` sends the browser once the cookie is set: the console. */

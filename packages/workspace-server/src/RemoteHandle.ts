@@ -1,7 +1,7 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { EventsGroup, RuntimeClient, RuntimeEvents } from "@yoi/runtime-api"
 import { type Domain, Ids, Runtime, SseWire } from "@yoi/worker-runtime"
-import { Duration, Effect, Option, Redacted, Schedule, Schema, type Scope, Stream } from "effect"
+import { Deferred, Duration, Effect, Option, Redacted, Schedule, Schema, type Scope, Stream } from "effect"
 import * as Errors from "@yoi/backend-api/Errors"
 import * as Hub from "./internal/Hub.js"
 import { mapRuntimeError } from "./internal/upstream.js"
@@ -11,7 +11,11 @@ import type * as Views from "@yoi/backend-api/Views"
 export interface RemoteOptions {
   readonly runtimeId: string
   readonly displayName?: string | undefined
-  readonly endpoint: string
+  /**
+   * Where the runtime answers. Several endpoints are hosts of one runtime (an owner and its standbys): the handle
+   * follows the one that is ready and switches when it fails.
+   */
+  readonly endpoint: string | ReadonlyArray<string>
   readonly token: Redacted.Redacted<string>
   /** One command or query; past it the caller gets `UpstreamTimeout`. Default 10 s. */
   readonly timeout?: Duration.DurationInput | undefined
@@ -53,28 +57,39 @@ export const make = (
   options: RemoteOptions
 ): Effect.Effect<RuntimeHandle, never, HttpClient.HttpClient | Scope.Scope> =>
   Effect.gen(function*() {
-    const { runtimeId, endpoint, token } = options
+    const { runtimeId, token } = options
     const displayName = options.displayName ?? runtimeId
     const timeout = Duration.decode(options.timeout ?? Duration.seconds(10))
     const timeoutMs = Duration.toMillis(timeout)
     const probeInterval = options.probeInterval ?? Duration.seconds(5)
-    const baseUrl = endpoint.replace(/\/+$/, "")
-    const secrets = [baseUrl, new URL(baseUrl).host, Redacted.value(token)]
-    // The client's own per-attempt timeout is a backstop behind ours. No client-side retries: its retry wrapper
-    // costs about half the read throughput even when nothing fails, and an unreachable runtime is found by the probe.
-    const client = yield* RuntimeClient.make({
-      baseUrl,
-      token,
-      timeout: Duration.sum(timeout, Duration.seconds(1)),
-      retries: 0
-    })
-    const events = yield* RuntimeEvents.make({
-      baseUrl,
-      token,
-      maxRetries: Infinity,
-      initialDelay: options.reconnect?.initialDelay,
-      maxDelay: options.reconnect?.maxDelay
-    })
+    const baseUrls = (typeof options.endpoint === "string" ? [options.endpoint] : options.endpoint)
+      .map((e) => e.replace(/\/+$/, ""))
+    const secrets = [...baseUrls, ...baseUrls.map((u) => new URL(u).host), Redacted.value(token)]
+    // One client per endpoint. The client's own per-attempt timeout is a backstop behind ours. No client-side
+    // retries: its retry wrapper costs about half the read throughput even when nothing fails, and an unreachable
+    // runtime is found by the probe.
+    const hosts = yield* Effect.forEach(baseUrls, (baseUrl) =>
+      Effect.gen(function*() {
+        const client = yield* RuntimeClient.make({
+          baseUrl,
+          token,
+          timeout: Duration.sum(timeout, Duration.seconds(1)),
+          retries: 0
+        })
+        const events = yield* RuntimeEvents.make({
+          baseUrl,
+          token,
+          maxRetries: Infinity,
+          initialDelay: options.reconnect?.initialDelay,
+          maxDelay: options.reconnect?.maxDelay
+        })
+        return { baseUrl, client, events }
+      }))
+    /** The endpoint followed now: commands, queries and the upstream subscription go there. */
+    let active = 0
+    const current = () => hosts[active]!
+    /** Completed when the handle switches endpoints, so that the upstream subscription moves with it. */
+    let switched = yield* Deferred.make<void>()
     const http = HttpClient.mapRequest(yield* HttpClient.HttpClient, HttpClientRequest.bearerToken(token))
     const subscriberBuffer = options.subscriberBuffer ?? 1_024
     const hub = yield* Hub.make({ runtimeId, backlog: options.backlog ?? 10_000, subscriberBuffer })
@@ -171,41 +186,75 @@ export const make = (
 
     const probeTimeout = Duration.min(timeout, Duration.seconds(3))
 
-    const probe = Effect.gen(function*() {
-      const ready = yield* client.health.readyz().pipe(Effect.timeout(probeTimeout), Effect.either)
-      const now = new Date().toISOString()
-      if (ready._tag === "Left") {
-        const tag = ready.left._tag
-        if (tag === "RuntimeUnavailable") {
-          health = { ...health, status: "degraded", probed: true, lastSeenAt: now, reason: "the runtime is not ready" }
-        } else {
-          markOffline(tag === "TimeoutException" ? "the runtime did not answer its readiness probe in time" : "the runtime cannot be reached")
+    /** One endpoint's health, as its `/readyz` and summary say. */
+    const probeOne = (host: (typeof hosts)[number]): Effect.Effect<Health> =>
+      Effect.gen(function*() {
+        const ready = yield* host.client.health.readyz().pipe(Effect.timeout(probeTimeout), Effect.either)
+        const now = new Date().toISOString()
+        if (ready._tag === "Left") {
+          const tag = ready.left._tag
+          if (tag === "RuntimeUnavailable") {
+            return {
+              ...health,
+              status: "degraded" as const,
+              probed: true,
+              lastSeenAt: now,
+              reason: "the runtime is not ready"
+            }
+          }
+          return {
+            ...health,
+            status: "offline" as const,
+            probed: true,
+            reason: tag === "TimeoutException"
+              ? "the runtime did not answer its readiness probe in time"
+              : "the runtime cannot be reached"
+          }
         }
-        return
-      }
-      if (ready.right.runtime_id !== runtimeId) {
-        yield* Effect.logWarning(`runtime ${runtimeId}: the remote calls itself ${ready.right.runtime_id}`)
-      }
-      const summary = yield* client.runtime.summary().pipe(Effect.timeout(probeTimeout), Effect.either)
-      if (summary._tag === "Left") {
-        health = {
-          ...health,
-          status: "degraded",
+        if (ready.right.runtime_id !== runtimeId) {
+          yield* Effect.logWarning(`runtime ${runtimeId}: the remote calls itself ${ready.right.runtime_id}`)
+        }
+        const summary = yield* host.client.runtime.summary().pipe(Effect.timeout(probeTimeout), Effect.either)
+        if (summary._tag === "Left") {
+          return {
+            ...health,
+            status: "degraded" as const,
+            probed: true,
+            lastSeenAt: now,
+            reason: summary.left._tag === "Unauthorized"
+              ? "the runtime refused the Backend's credentials"
+              : "the runtime is ready but its summary could not be read"
+          }
+        }
+        return {
+          status: summary.right.status === "ready" ? "online" : "degraded",
           probed: true,
           lastSeenAt: now,
-          reason: summary.left._tag === "Unauthorized"
-            ? "the runtime refused the Backend's credentials"
-            : "the runtime is ready but its summary could not be read"
-        }
+          reason: summary.right.status === "ready" ? undefined : "the runtime is draining",
+          summary: { ...summary.right, runtime_id: runtimeId as Domain.RuntimeSummary["runtime_id"] }
+        } satisfies Health
+      })
+
+    /**
+     * Probes every endpoint and follows a ready one: the current one while it stays ready, else the first ready in
+     * the configured order. With none ready the handle stays where it is and reports the current one's health.
+     */
+    const probe = Effect.gen(function*() {
+      if (hosts.length === 1) {
+        health = yield* probeOne(hosts[0]!)
         return
       }
-      health = {
-        status: summary.right.status === "ready" ? "online" : "degraded",
-        probed: true,
-        lastSeenAt: now,
-        reason: summary.right.status === "ready" ? undefined : "the runtime is draining",
-        summary: { ...summary.right, runtime_id: runtimeId as Domain.RuntimeSummary["runtime_id"] }
+      const results = yield* Effect.forEach(hosts, probeOne, { concurrency: "unbounded" })
+      const ready = results.findIndex((h) => h.status === "online")
+      const next = results[active]!.status === "online" || ready === -1 ? active : ready
+      if (next !== active) {
+        yield* Effect.logInfo(`runtime ${runtimeId}: following endpoint ${next + 1} of ${hosts.length} (ready)`)
+        active = next
+        const previous = switched
+        switched = yield* Deferred.make<void>()
+        yield* Deferred.succeed(previous, undefined)
       }
+      health = results[active]!
     })
 
     const probeLock = yield* Effect.makeSemaphore(1)
@@ -222,7 +271,7 @@ export const make = (
     )
 
     /** The runtime's current head, to start (or restart) the upstream subscription with no gap. */
-    const fetchHead = client.runtime.summary().pipe(
+    const fetchHead = Effect.suspend(() => current().client.runtime.summary()).pipe(
       withTimeout,
       Effect.map((s) => s.cursor),
       Effect.retry(backoff)
@@ -236,14 +285,18 @@ export const make = (
     /** One life of the upstream subscription; it ends only to start over (from a fresh head if continuity is lost). */
     const cycle = Effect.gen(function*() {
       if (Option.isNone(hub.head())) hub.start(yield* fetchHead)
-      const follower = events.follow({ cursor: Option.getOrUndefined(hub.head()) })
+      // Cursors are the runtime's, valid on each of its hosts: after a switch the subscription resumes on the new
+      // endpoint from the last event the hub holds, with no gap and no duplicate.
+      const moved = switched
+      const follower = current().events.follow({ cursor: Option.getOrUndefined(hub.head()) })
       yield* follower.events.pipe(
         Stream.runForEachChunk((chunk) =>
           Effect.suspend(() => {
             failures = 0
             return hub.publish(Array.from(chunk, fixEvent))
           })
-        )
+        ),
+        Effect.raceFirst(Deferred.await(moved))
       )
     }).pipe(
       Effect.catchAll((e) => {
@@ -273,7 +326,7 @@ export const make = (
     /** Asks the runtime whether it accepts a cursor, without streaming: typed cursor errors before any SSE byte. */
     const checkCursor = (cursor: string, workerId: string | undefined) =>
       Effect.scoped(Effect.gen(function*() {
-        const request = HttpClientRequest.get(baseUrl + EventsGroup.streamPath(workerId)).pipe(
+        const request = HttpClientRequest.get(current().baseUrl + EventsGroup.streamPath(workerId)).pipe(
           HttpClientRequest.setUrlParam("cursor", cursor),
           HttpClientRequest.accept(SseWire.CONTENT_TYPE)
         )
@@ -287,7 +340,7 @@ export const make = (
     /** A browser that resumes from before what the hub holds gets its own upstream subscription. */
     const dedicated = (cursor: string, workerId: string | undefined) =>
       Effect.map(checkCursor(cursor, workerId), () =>
-        events.stream({ cursor, workerId }).pipe(
+        current().events.stream({ cursor, workerId }).pipe(
           Stream.map(fixEvent),
           Stream.mapError(mapError(workerId))
         ))
@@ -295,7 +348,9 @@ export const make = (
     const subscribe = (query: SubscribeQuery) =>
       Effect.gen(function*() {
         const workerId = query.workerId
-        if (workerId !== undefined) yield* call(client.workers.get({ path: { worker_id: workerId } }), workerId)
+        if (workerId !== undefined) {
+          yield* call(current().client.workers.get({ path: { worker_id: workerId } }), workerId)
+        }
         const cursor = query.cursor === "" ? undefined : query.cursor
         if (cursor === undefined) return yield* hub.subscribe({ workerId })
         if (cursor === "earliest") return yield* dedicated(cursor, workerId)
@@ -335,7 +390,7 @@ export const make = (
         query.status !== undefined && !isStatus(query.status)
           ? Effect.fail(new Errors.InvalidInput({ field: "status", message: "status must be one of idle, running, stopped" }))
           : Effect.map(
-            call(client.workers.list({
+            call(current().client.workers.list({
               urlParams: {
                 ...(query.status === undefined ? {} : { status: query.status as Domain.WorkerStatus }),
                 ...(query.workspace === undefined ? {} : { workspace: query.workspace }),
@@ -346,28 +401,29 @@ export const make = (
             (page) => ({ ...page, items: page.items.map(fixWorker) })
           ),
       getWorker: (workerId) =>
-        Effect.map(call(client.workers.get({ path: { worker_id: workerId } }), workerId), fixWorker),
+        Effect.map(call(current().client.workers.get({ path: { worker_id: workerId } }), workerId), fixWorker),
       createWorker: (spec) =>
-        Effect.map(call(client.workers.create({ payload: spec }), spec.worker_id), (r) => ({
+        Effect.map(call(current().client.workers.create({ payload: spec }), spec.worker_id), (r) => ({
           worker: fixWorker(r.worker),
           created: r.created
         })),
       sendInput: (workerId, input) =>
         Effect.map(
-          call(client.workers.input({ path: { worker_id: workerId }, payload: input }), workerId),
+          call(current().client.workers.input({ path: { worker_id: workerId }, payload: input }), workerId),
           (r) => ({ ...r, worker: fixWorker(r.worker) })
         ),
       cancel: (workerId) =>
         Effect.map(
-          call(client.workers.cancel({ path: { worker_id: workerId } }), workerId),
+          call(current().client.workers.cancel({ path: { worker_id: workerId } }), workerId),
           (r) => ({ ...r, worker: fixWorker(r.worker) })
         ),
-      stop: (workerId) => Effect.map(call(client.workers.stop({ path: { worker_id: workerId } }), workerId), fixWorker),
+      stop: (workerId) =>
+        Effect.map(call(current().client.workers.stop({ path: { worker_id: workerId } }), workerId), fixWorker),
       restore: (workerId) =>
-        Effect.map(call(client.workers.restore({ path: { worker_id: workerId } }), workerId), fixWorker),
-      delete: (workerId) => call(client.workers.delete({ path: { worker_id: workerId } }), workerId),
+        Effect.map(call(current().client.workers.restore({ path: { worker_id: workerId } }), workerId), fixWorker),
+      delete: (workerId) => call(current().client.workers.delete({ path: { worker_id: workerId } }), workerId),
       transcript: (workerId, query) =>
-        call(client.workers.transcript({
+        call(current().client.workers.transcript({
           path: { worker_id: workerId },
           urlParams: {
             ...(query.limit === undefined ? {} : { limit: query.limit }),

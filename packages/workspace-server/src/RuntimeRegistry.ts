@@ -136,7 +136,10 @@ export const make = (
     f: (h: RuntimeHandle) => Effect.Effect<A, Errors.HandleError>
   ): Effect.Effect<A, Errors.RouteError> => Effect.flatMap(handle(caller, runtimeId), f)
 
-  /** Runs a command: route, policy, then the handle; writes one audit record whatever the outcome. */
+  /**
+   * Runs a command: route, policy, then the handle; writes one audit record whatever the outcome, and answers only
+   * once that record is committed (an interrupted command is still recorded).
+   */
   const command = <A, E extends { readonly _tag: string } = never>(
     caller: CallerShape,
     runtimeId: string,

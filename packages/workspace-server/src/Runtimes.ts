@@ -121,7 +121,7 @@ export const fromConfig = (
         ...options.remote,
         runtimeId: remote.runtime_id,
         displayName: remote.display_name,
-        endpoint: remote.endpoint,
+        endpoint: remote.endpoints ?? remote.endpoint!,
         token,
         ...(remote.timeout_ms === undefined ? {} : { timeout: Duration.millis(remote.timeout_ms) }),
         ...(remote.probe_interval_ms === undefined

@@ -7,6 +7,7 @@ import { BackendToken } from "./Auth.js"
 import * as Backend from "./Backend.js"
 import * as Cli from "./Cli.js"
 import * as BackendConfig from "./Config.js"
+import * as Store from "./Store.js"
 
 /** Prints the ready line (and, when the token was generated, the login URL) once the server listens. */
 const announce = Layer.effectDiscard(Effect.gen(function*() {
@@ -31,6 +32,23 @@ const announce = Layer.effectDiscard(Effect.gen(function*() {
  */
 const logOnShutdown = (message: string) => Layer.scopedDiscard(Effect.addFinalizer(() => Effect.logInfo(message)))
 
+/** `--database` (or `YOI_BACKEND_DATABASE`), else the config's `database`, else `backend.db` in the data directory. */
+const resolveDatabase = (settings: Cli.Settings, config: BackendConfig.ResolvedConfig, dataDir: string) =>
+  Effect.gen(function*() {
+    const fromConfig = config.database
+    const url = Option.isSome(settings.database)
+      ? settings.database.value
+      : fromConfig === undefined
+        ? undefined
+        : typeof fromConfig === "string"
+          ? Redacted.make(fromConfig)
+          : yield* BackendConfig.resolveToken(fromConfig, "database")
+    if (url === undefined) return { _tag: "Sqlite", filename: NodePath.join(dataDir, "backend.db") } as const
+    const parsed = Store.parseDatabaseUrl(Redacted.value(url))
+    if (parsed instanceof Store.DatabaseError) return yield* parsed
+    return parsed
+  })
+
 const backend = (settings: Cli.Settings) => Effect.gen(function*() {
   const bind = settings.bind
   const dataDir = NodePath.resolve(settings.dataDir)
@@ -39,10 +57,12 @@ const backend = (settings: Cli.Settings) => Effect.gen(function*() {
     Effect.mapError((e) => new BackendConfig.BackendConfigError({ message: `cannot create --data-dir: ${e.message}` }))
   )
   const config = yield* BackendConfig.load(Option.getOrUndefined(settings.config), dataDir)
+  const database = yield* resolveDatabase(settings, config, dataDir)
+  yield* Effect.logInfo(`Backend database: ${Store.describe(database)}`)
   // The ready line comes only after every runtime, the audit store and the server are up.
   return logOnShutdown("draining").pipe(
     Layer.provideMerge(announce),
-    Layer.provideMerge(Backend.layer({ config, auditDatabase: NodePath.join(dataDir, "backend.db") })),
+    Layer.provideMerge(Backend.layer({ config, database })),
     Layer.provideMerge(BackendToken.layerDataDir(dataDir)),
     Layer.provide(NodeHttpServer.layer(HttpErrors.createServer, { host: bind.host, port: bind.port })),
     Layer.provide(logOnShutdown("drained"))

@@ -133,6 +133,7 @@ describe("the Backend under bad input (fast-check)", () => {
         ["/api/runtimes/fx-local/workers", ["status", "limit", "page_token"]],
         ["/api/runtimes/fx-remote/workers/fx/transcript", ["limit", "page_token"]],
         ["/api/audit", ["limit", "page_token", "runtime_id", "worker_id"]],
+        ["/api/audit/streams", ["limit", "page_token", "runtime_id", "worker_id", "actor"]],
         ["/api/events", ["cursor"]],
         ["/api/runtimes/fx-remote/workers/fx/events", ["cursor"]],
         ["/api/runtimes/fx-local/workers/fx/events", ["cursor"]]

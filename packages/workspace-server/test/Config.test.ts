@@ -59,6 +59,35 @@ describe("config file", () => {
     assert.notStrictEqual(messageOf("{}"), "accepted")
   })
 
+  it("takes one endpoint or several hosts of one runtime, never both or neither", () => {
+    const { endpoint: _, ...bare } = example.remotes[0]!
+    const several = Either.getOrThrow(resolve({
+      remotes: [{ ...bare, endpoints: ["http://10.0.0.5:38800", "https://10.0.0.6:38800/rt"] }]
+    }, "/d"))
+    assert.deepStrictEqual(several.remotes[0]!.endpoints, ["http://10.0.0.5:38800", "https://10.0.0.6:38800/rt"])
+    assert.strictEqual(
+      messageOf({ remotes: [bare] }),
+      "invalid config: remotes[0]: give either endpoint or endpoints (a list of the runtime's hosts)"
+    )
+    assert.match(
+      messageOf({ remotes: [{ ...example.remotes[0], endpoints: ["http://10.0.0.6:1"] }] }),
+      /remotes\[0\]: give either endpoint or endpoints/
+    )
+    assert.match(messageOf({ remotes: [{ ...bare, endpoints: [] }] }), /remotes\[0\]\.endpoints/)
+    assert.match(messageOf({ remotes: [{ ...bare, endpoints: ["ftp://x"] }] }), /remotes\[0\]\.endpoints\[0\]/)
+  })
+
+  it("names the Backend database by URL or by reference, and never echoes a refused value", () => {
+    const url = Either.getOrThrow(resolve({ database: "postgres://yoi@db:5432/yoi" }, "/d"))
+    assert.strictEqual(url.database, "postgres://yoi@db:5432/yoi")
+    const ref = Either.getOrThrow(resolve({ database: { env: "YOI_DB_URL" } }, "/d"))
+    assert.deepStrictEqual(ref.database, { env: "YOI_DB_URL" })
+    assert.isUndefined(Either.getOrThrow(resolve({}, "/d")).database)
+    const refused = messageOf({ database: "mysql://yoi:hunter2-secret@db/yoi" })
+    assert.match(refused, /^invalid config: database/)
+    assert.notInclude(refused, "hunter2-secret")
+  })
+
   it("refuses duplicate runtime ids, naming both places", () => {
     assert.strictEqual(
       messageOf({ ...example, remotes: [example.remotes[0], { ...example.remotes[0] }] }),
@@ -85,7 +114,7 @@ describe("config file", () => {
       const notJson = yield* run(write("bad.json", "{ embedded: "))
       assert.isTrue(Either.isLeft(notJson) && /is not valid JSON/.test(notJson.left.message))
       const invalid = yield* run(write("invalid.json", JSON.stringify({ remotes: [{ runtime_id: "x" }] })))
-      assert.isTrue(Either.isLeft(invalid) && /remotes\[0\]\.endpoint: is missing/.test(invalid.left.message))
+      assert.isTrue(Either.isLeft(invalid) && /remotes\[0\]\.token: is missing/.test(invalid.left.message))
       const valid = yield* run(write("good.json", JSON.stringify(example)))
       assert.isTrue(Either.isRight(valid) && valid.right.remotes.length === 1)
       const none = yield* run(undefined)
@@ -150,6 +179,17 @@ describe("command line", () => {
         { host: "127.0.0.1", port: 8787 },
         Option.none()
       ])
+      const db = yield* parse(["--database", "postgres://yoi:pw@db/yoi"])
+      assert.strictEqual(
+        db._tag === "Run" && Option.isSome(db.value.database) && Redacted.value(db.value.database.value),
+        "postgres://yoi:pw@db/yoi"
+      )
+      const dbEnv = yield* parse([], { YOI_BACKEND_DATABASE: "postgres://yoi@db/env" })
+      assert.strictEqual(
+        dbEnv._tag === "Run" && Option.isSome(dbEnv.value.database) && Redacted.value(dbEnv.value.database.value),
+        "postgres://yoi@db/env"
+      )
+      assert.isTrue(defaults._tag === "Run" && Option.isNone(defaults.value.database))
       const builtIn = yield* parse(["--log-level", "debug"])
       assert.strictEqual(builtIn._tag === "Run" && builtIn.value.logLevel, LogLevel.Debug)
     }))

@@ -34,7 +34,7 @@ export const startServedBackend = (
     ).pipe(Effect.orDie)
     const backend = Backend.layer({
       config: resolved,
-      auditDatabase: ":memory:",
+      database: { _tag: "Sqlite", filename: ":memory:" },
       server: { heartbeat: options.heartbeat ?? Duration.seconds(1) },
       runtimes: {
         drainGrace: Duration.millis(200),

@@ -15,6 +15,7 @@ import * as Backend from "../src/Backend.js"
 import { type BackendConfig, resolve } from "../src/Config.js"
 import * as Policy from "../src/Policy.js"
 import * as Runtimes from "../src/Runtimes.js"
+import type * as Store from "../src/Store.js"
 
 export const TOKEN = "backend-test-token-3f9d2a"
 
@@ -36,6 +37,7 @@ export const browserRoutes: ReadonlyArray<readonly ["GET" | "POST" | "DELETE", s
   ["GET", "/api/workers"],
   ["GET", "/api/hosts"],
   ["GET", "/api/audit"],
+  ["GET", "/api/audit/streams"],
   ["GET", "/api/session"],
   ["DELETE", "/api/session"]
 ]
@@ -122,6 +124,8 @@ export interface StartOptions {
   readonly heartbeat?: Duration.DurationInput | undefined
   readonly runtimes?: Runtimes.RuntimesOptions | undefined
   readonly listingTimeout?: Duration.DurationInput | undefined
+  /** The Backend database (sessions and audit); default an in-memory audit and in-memory sessions. */
+  readonly database?: Store.Database | undefined
 }
 
 /** Fast probes and reconnects, so that tests see health changes within a second. */
@@ -155,9 +159,11 @@ export const startBackend = (
     const handles = Runtimes.layer(resolved, options.runtimes ?? fastRemote).pipe(
       Layer.provide([NodeHttpClient.layerUndici, NodeContext.layer])
     )
+    const store = options.database === undefined ? undefined : Backend.layerStore(options.database)
     const backend = Backend.layerServing(handles, {
       policy: Policy.layerConfig(resolved),
-      audit: Audit.layerSqlite(":memory:"),
+      audit: store ?? Audit.layerSqlite(":memory:"),
+      sessions: store,
       server: { heartbeat: options.heartbeat ?? Duration.seconds(1) },
       registry: { listingTimeout: options.listingTimeout ?? Duration.seconds(3), workspaceId: resolved.workspaceId }
     }).pipe(

@@ -71,7 +71,7 @@ export const startBackend = async (options: {
   if (Either.isLeft(resolved)) throw new Error(resolved.left.message)
   const layer = Backend.layer({
     config: resolved.right,
-    auditDatabase: ":memory:",
+    database: { _tag: "Sqlite", filename: ":memory:" },
     server: { heartbeat: Duration.millis(options.heartbeatMs ?? 15_000) },
     runtimes: {
       drainGrace: Duration.millis(200),
