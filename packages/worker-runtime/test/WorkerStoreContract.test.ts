@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Option } from "effect"
+import { Effect, Option } from "effect"
 import { Cursor, type Domain, Ids, WorkerStore } from "@yoi/worker-runtime"
 import { SCHEMA_VERSION, SEQ_GAP_AFTER_CRASH } from "@yoi/worker-runtime/sqlite"
 import * as Pg from "@yoi/worker-runtime/pg"

@@ -87,4 +87,3 @@ export const migrations: ReadonlyArray<PgMigration> = [{
 }]
 
 export const SCHEMA_VERSION = 1
-
