@@ -73,7 +73,9 @@ export const parseBind = (text: string): Either.Either<Bind, string> =>
 export const showStore = (text: string): string => {
   if (!text.includes("@") && !text.includes("?")) return JSON.stringify(text)
   const parsed = Either.try(() => new URL(text))
-  if (Either.isLeft(parsed)) return "(a value that is not a URL; not shown, since it may hold a password)"
+  if (Either.isLeft(parsed) || parsed.right.host === "") {
+    return "a value that is not a URL with a host (not shown: it may hold a password)"
+  }
   const url = parsed.right
   const user = url.username === "" ? "" : `${url.username}${url.password === "" ? "" : ":***"}@`
   return JSON.stringify(`${url.protocol}//${user}${url.host}${url.pathname}${url.search === "" ? "" : "?***"}`)
