@@ -502,7 +502,8 @@ const program = Effect.gen(function*() {
   console.log(`aim: restart ready < 2000 ms at 10k workers / 1M entries: ${pgReadyAim} (${fmt(pgReady)} ms)`)
 })
 
-Effect.runPromise(Effect.scoped(program).pipe(Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true })))))
+const cleanup = Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+Effect.runPromise(Effect.scoped(program).pipe(Effect.ensuring(cleanup)))
   .catch((error) => {
     console.error(error)
     rmSync(dir, { recursive: true, force: true })
