@@ -86,7 +86,7 @@ const tryAcquire = (db: Database, runtimeId: string, instanceId: string, leaseMs
       )
       const row = rows[0]
       if (row !== undefined && row.instance_id !== instanceId && row.expires_at > row.now) {
-        return { acquired: false as const, holder: holderOf(row) }
+        return { acquired: false as const, holder: holderOf(row), remainingMs: row.expires_at - row.now }
       }
       yield* tx.run(
         `INSERT INTO ${db.schema}.owner_lease (id, runtime_id, instance_id, pid, host, acquired_at, expires_at) ` +
@@ -135,7 +135,8 @@ export const acquire = (
           )
           if (options.onStandby !== undefined) yield* options.onStandby(attempt.holder)
         }
-        yield* sleep(options.pollMs)
+        // Wake just after the lease would expire if it is not renewed meanwhile, and at least every `pollMs`.
+        yield* sleep(Math.max(10, Math.min(options.pollMs, attempt.remainingMs + 5)))
       }
     }))
     if (waited) yield* Effect.logInfo(`runtime instance ${instanceId} took over runtime ${options.runtimeId}`)
