@@ -1,6 +1,6 @@
 import { echo, testPolicy } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Exit, Fiber, Layer, Option, Redacted, Scope } from "effect"
+import { Clock, Context, Deferred, Effect, Exit, Fiber, Layer, Option, Redacted, Ref, Scope } from "effect"
 import { AllocationRegistry, Ids, Runtime, WorkerStore } from "@yoi/worker-runtime"
 import * as Pg from "@yoi/worker-runtime/pg"
 import * as PgFixture from "./fixtures/pg.js"
@@ -47,6 +47,25 @@ describe("PostgreSQL owner lease", () => {
       assert.notStrictEqual((yield* leaseRow(url)).instance_id, holder.instance_id)
       yield* taken.close
       assert.strictEqual(Number((yield* leaseRow(url)).expires_at), 0)
+    }))
+
+  it.scoped("a clean close gives the lease up even while a renewal is in flight: the next owner never waits", () =>
+    Effect.gen(function*() {
+      const url = yield* PgFixture.tempDatabase
+      const waited = yield* Ref.make(0)
+      for (let i = 0; i < 12; i++) {
+        // A long lease renewed constantly: a close racing a renewal would leave the lease alive for a minute.
+        const owner = yield* open(storage(url, {
+          leaseMs: 60_000,
+          renewMs: 5,
+          pollMs: 50,
+          onStandby: () => Ref.update(waited, (n) => n + 1)
+        }))
+        yield* Effect.sleep("15 millis").pipe(Effect.withClock(Clock.make()))
+        yield* owner.close
+        assert.strictEqual(Number((yield* leaseRow(url)).expires_at), 0)
+      }
+      assert.strictEqual(yield* Ref.get(waited), 0)
     }))
 
   it.scoped("a deposed owner can never write: commits, diagnostics and allocations are refused", () =>

@@ -1,4 +1,4 @@
-import { Clock, Effect, Ref, type Scope } from "effect"
+import { Clock, Effect, Fiber, Ref, type Scope } from "effect"
 import { hostname } from "node:os"
 import { StoreError } from "../../WorkerStore.js"
 import { ulid } from "../ulid.js"
@@ -180,11 +180,15 @@ export const acquire = (
       Effect.zipRight(Ref.get(lost)),
       Effect.flatMap((gone) => (gone ? Effect.void : Effect.suspend(() => keepRenewing)))
     )
-    yield* Effect.forkScoped(keepRenewing)
+    const renewing = yield* Effect.forkScoped(keepRenewing)
+    // The renewal stops (a renewal in flight finishes) before the lease is given up, or it could extend it again.
     yield* Effect.addFinalizer(() =>
-      Effect.ignore(db.transaction((tx) =>
-        tx.run(`UPDATE ${db.schema}.owner_lease SET expires_at = 0 WHERE id = 1 AND instance_id = $1`, [instanceId])
-      ))
+      Effect.zipRight(
+        Fiber.interrupt(renewing),
+        Effect.ignore(db.transaction((tx) =>
+          tx.run(`UPDATE ${db.schema}.owner_lease SET expires_at = 0 WHERE id = 1 AND instance_id = $1`, [instanceId])
+        ))
+      )
     )
     return { instanceId, check, lost: Ref.get(lost) }
   })
