@@ -7,6 +7,7 @@ export default defineProject({
   test: {
     name: "worker-runtime",
     include: ["test/**/*.test.ts"],
+    globalSetup: ["../../scripts/testing/pgGlobalSetup.ts"],
     testTimeout: 30_000,
     hookTimeout: 30_000
   }

@@ -8,26 +8,39 @@
  *     from open to ready, against a bare open + read + JSON parse of the workers table.
  * Aims: batched commits at least 0.5x the bare rate; a restart ready in under 2 s.
  *
+ * Then the PostgreSQL store (`@yoi/worker-runtime/pg`) the same way, against the bare `pg` driver writing the same
+ * rows in transactions of the same size (prepared INSERT per row), and its restart (open, take the owner lease,
+ * recover, answer) against a bare connect + read + JSON parse of the workers table. The server is
+ * `YOI_TEST_PG_URL`, or a throwaway cluster started with scripts/pg.sh.
+ *
  *   npx tsx scripts/bench/store.ts [--entries 50000] [--turns 1000] [--rounds 5] [--synchronous normal|full]
+ *                                  [--pg-entries 20000] [--pg-rounds 3] [--no-pg]
  */
 import { echo, testPolicy } from "@yoi/worker-runtime/testing"
 import { type Domain, Ids, layerMemory, Runtime, WorkerStore } from "@yoi/worker-runtime"
+import * as Pg from "@yoi/worker-runtime/pg"
 import { layerSqlite, layerWorkerStore } from "@yoi/worker-runtime/sqlite"
-import { Deferred, Effect, Exit, Layer, Stream } from "effect"
+import { Deferred, Effect, Exit, Layer, Redacted, Stream } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
+import startPostgres from "../testing/pgGlobalSetup.js"
 
 const { values: args } = parseArgs({
   options: {
     entries: { type: "string", default: "50000" },
     turns: { type: "string", default: "1000" },
     rounds: { type: "string", default: "5" },
-    synchronous: { type: "string", default: "normal" }
+    synchronous: { type: "string", default: "normal" },
+    "pg-entries": { type: "string", default: "20000" },
+    "pg-rounds": { type: "string", default: "3" },
+    "no-pg": { type: "boolean", default: false }
   }
 })
+const PG_ENTRIES = Number(args["pg-entries"])
+const PG_ROUNDS = Number(args["pg-rounds"])
 const ENTRIES = Number(args.entries)
 const TURNS = Number(args.turns)
 const ROUNDS = Number(args.rounds)
@@ -267,6 +280,133 @@ const bareRestart = (filename: string) =>
     return ms
   })
 
+interface PgQueryable {
+  query(text: string | { name: string; text: string; values: Array<unknown> }, values?: Array<unknown>): Promise<{
+    rows: Array<Record<string, unknown>>
+  }>
+  connect(): Promise<void>
+  end(): Promise<void>
+}
+const PgDriver = createRequire(import.meta.url)("pg") as { Client: new (config: { connectionString: string }) => PgQueryable }
+
+let schemaNo = 0
+const freshSchema = () => `bench_${process.pid}_${++schemaNo}`
+
+const pgStorage = (url: string, schema: string) =>
+  Pg.layerStorage({ url: Redacted.make(url), runtimeId: "bench", schema })
+
+/** A new schema made by the store itself (and given up at once), so both sides write the same tables. */
+const pgSchema = (url: string) =>
+  Effect.gen(function*() {
+    const schema = freshSchema()
+    yield* Effect.scoped(Layer.build(pgStorage(url, schema)))
+    return schema
+  })
+
+const pgStoreEntries = (url: string, entries: ReadonlyArray<Domain.TranscriptEntry>, batch: number) =>
+  Effect.gen(function*() {
+    const store = yield* WorkerStore.WorkerStore
+    const start = performance.now()
+    for (let i = 0; i < entries.length; i += batch) yield* store.commit({ transcript: entries.slice(i, i + batch) })
+    return perSecond(entries.length, performance.now() - start)
+  }).pipe(Effect.scoped, Effect.provide(Layer.suspend(() => pgStorage(url, freshSchema()))))
+
+const pgBareEntries = (url: string, entries: ReadonlyArray<Domain.TranscriptEntry>, batch: number) =>
+  Effect.gen(function*() {
+    const schema = yield* pgSchema(url)
+    return yield* Effect.promise(async () => {
+      const client = new PgDriver.Client({ connectionString: url })
+      await client.connect()
+      const text = `INSERT INTO ${schema}.transcript (worker_id, idx, entry_id, turn_id, at, data) ` +
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (worker_id, idx) DO UPDATE SET entry_id = EXCLUDED.entry_id, " +
+        "turn_id = EXCLUDED.turn_id, at = EXCLUDED.at, data = EXCLUDED.data"
+      const start = performance.now()
+      for (let i = 0; i < entries.length; i += batch) {
+        await client.query("BEGIN")
+        for (const e of entries.slice(i, i + batch)) {
+          await client.query({
+            name: `ins_${schema}`,
+            text,
+            values: [e.worker_id, e.index, e.entry_id, e.turn_id ?? null, e.at, JSON.stringify(e.data)]
+          })
+        }
+        await client.query("COMMIT")
+      }
+      const rate = perSecond(entries.length, performance.now() - start)
+      await client.end()
+      return rate
+    })
+  })
+
+/** The restart population, written server-side (generate_series) so the setup does not dominate the run. */
+const pgPopulate = (url: string) =>
+  Effect.gen(function*() {
+    const schema = yield* pgSchema(url)
+    const perWorker = RESTART_ENTRIES / RESTART_WORKERS
+    const at = new Date().toISOString()
+    const spec = (w: string) =>
+      `json_build_object('worker_id', 'w_' || lpad(${w}::text, 26, '0'), 'display_name', 'Worker ' || ${w}, ` +
+      "'engine', json_build_object('profile', 'echo'), 'metadata', json_build_object('team', 'bench'))::text"
+    yield* Effect.promise(async () => {
+      const client = new PgDriver.Client({ connectionString: url })
+      await client.connect()
+      await client.query(
+        `INSERT INTO ${schema}.workers SELECT 'w_' || lpad(w::text, 26, '0'), ${spec("w")}, ` +
+          "CASE WHEN w % 1000 = 0 THEN 'running' ELSE 'idle' END, $1, $1, " +
+          "CASE WHEN w % 1000 = 0 THEN 't_run_' || w END, " +
+          "json_build_object('turn_id', 't_' || w, 'outcome', 'completed', 'ended_at', $1::text)::text, " +
+          `100, 200, 0, ${perWorker / 2}, $1, ${perWorker}, ${perWorker + 1} FROM generate_series(0, $2 - 1) AS w`,
+        [at, RESTART_WORKERS]
+      )
+      await client.query(
+        `INSERT INTO ${schema}.transcript SELECT 'w_' || lpad(w::text, 26, '0'), i, 'e_' || w || '_' || i, ` +
+          "'t_' || w || '_' || (i / 2), $1, CASE WHEN i % 2 = 0 THEN json_build_object('_tag', 'user_input', " +
+          "'text', $3::text || ' ' || i)::text ELSE json_build_object('_tag', 'assistant_message', 'text', " +
+          `$3::text)::text END FROM generate_series(0, $2 - 1) AS w, generate_series(0, ${perWorker - 1}) AS i`,
+        [at, RESTART_WORKERS, TEXT]
+      )
+      await client.query(
+        `INSERT INTO ${schema}.events SELECT s, 'bench', 'w_0', NULL, 'turn.usage', $1, ` +
+          "'{\"input_tokens\":1,\"output_tokens\":1,\"cached_tokens\":0}' FROM generate_series(1, $2) AS s",
+        [at, RESTART_EVENTS]
+      )
+      await client.query(`UPDATE ${schema}.meta SET last_seq = $1 WHERE id = 1`, [RESTART_EVENTS])
+      await client.query(`ANALYZE ${schema}.workers`)
+      await client.end()
+    })
+    return schema
+  })
+
+const pgRestartRuntime = (url: string, schema: string) =>
+  Effect.gen(function*() {
+    const start = performance.now()
+    return yield* Effect.gen(function*() {
+      const rt = yield* Runtime.Runtime
+      const summary = yield* rt.summary
+      yield* rt.listWorkers({ limit: 100 })
+      if (summary.counts.total !== RESTART_WORKERS || summary.counts.running !== 0) {
+        return yield* Effect.dieMessage(`unexpected counts ${JSON.stringify(summary.counts)}`)
+      }
+      return performance.now() - start
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Pg.layerPg({ policy: testPolicy, url: Redacted.make(url), runtimeId: "bench", schema }))
+    )
+  })
+
+const pgBareRestart = (url: string, schema: string) =>
+  Effect.promise(async () => {
+    const start = performance.now()
+    const client = new PgDriver.Client({ connectionString: url })
+    await client.connect()
+    const { rows } = await client.query(`SELECT * FROM ${schema}.workers`)
+    const specs = rows.map((row) => JSON.parse(row.spec as string) as { display_name: string })
+    const ms = performance.now() - start
+    await client.end()
+    if (specs.length !== RESTART_WORKERS) throw new Error("the bare read missed workers")
+    return ms
+  })
+
 const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits })
 
@@ -277,11 +417,11 @@ interface Paired {
   readonly ratio: number
 }
 
-const paired = <E1, E2>(ours: Effect.Effect<number, E1>, bare: Effect.Effect<number, E2>) =>
+const paired = <E1, E2>(ours: Effect.Effect<number, E1>, bare: Effect.Effect<number, E2>, rounds = ROUNDS) =>
   Effect.gen(function*() {
     const o: Array<number> = []
     const b: Array<number> = []
-    for (let r = 0; r < ROUNDS; r++) {
+    for (let r = 0; r < rounds; r++) {
       if (r % 2 === 0) {
         b.push(yield* bare)
         o.push(yield* ours)
@@ -301,7 +441,8 @@ const program = Effect.gen(function*() {
   const single = entries.slice(0, Math.min(5_000, ENTRIES))
   yield* storeEntries(single.slice(0, 2000), 1)
   yield* bareEntries(single.slice(0, 2000), 1)
-  row("entries/s, 1 per commit", yield* paired(storeEntries(single, 1), bareEntries(single, 1)))
+  const one = yield* paired(storeEntries(single, 1), bareEntries(single, 1))
+  row("entries/s, 1 per commit", one)
   const batched = yield* paired(storeEntries(entries, 100), bareEntries(entries, 100))
   row("entries/s, 100 per commit", batched)
 
@@ -317,20 +458,52 @@ const program = Effect.gen(function*() {
   row("restart ms, 10k workers / 1M entries", restart)
   rows.push(["  first restart (recovers 10 turns)", fmt(first), "", ""])
 
-  const header = ["measure", "sqlite store", "bare sqlite", "ratio"]
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
-  const line = (r: ReadonlyArray<string>) =>
-    r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ")
+  const table = (header: ReadonlyArray<string>, body: ReadonlyArray<ReadonlyArray<string>>) => {
+    const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)))
+    const line = (r: ReadonlyArray<string>) =>
+      r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ")
+    console.log(line(header))
+    for (const r of body) console.log(line(r))
+  }
   console.log(`SQLite store vs bare better-sqlite3 (synchronous=${SYNC}, median of ${ROUNDS} rounds)`)
   console.log("ratio: median of per-round ours/bare; for rates higher is better, for restart ms lower is better\n")
-  console.log(line(header))
-  for (const r of rows) console.log(line(r))
+  table(["measure", "sqlite store", "bare sqlite", "ratio"], rows)
   const ready = Math.max(first, restart.ours)
   console.log(`\naim: batched commits >= 0.5x bare: ${batched.ratio >= 0.5 ? "met" : "NOT met"} (${fmt(batched.ratio, 2)}x)`)
   console.log(`aim: restart ready < 2000 ms at 10k workers / 1M entries: ${ready < 2000 ? "met" : "NOT met"} (${fmt(ready)} ms)`)
+  if (args["no-pg"]) return
+
+  const stopPostgres = startPostgres()
+  yield* Effect.addFinalizer(() => Effect.sync(stopPostgres))
+  const url = process.env.YOI_TEST_PG_URL!
+  const pgRows: Array<ReadonlyArray<string>> = []
+  const pgRow = (label: string, m: Paired, sqlite: number) =>
+    pgRows.push([label, fmt(m.ours), fmt(m.bare), `${fmt(m.ratio, 2)}x`, fmt(sqlite)])
+  const pgEntries = entries.slice(0, Math.min(PG_ENTRIES, entries.length))
+  const pgSingle = pgEntries.slice(0, Math.min(1_000, pgEntries.length))
+  yield* pgStoreEntries(url, pgSingle.slice(0, 200), 1)
+  yield* pgBareEntries(url, pgSingle.slice(0, 200), 1)
+  const pgOne = yield* paired(pgStoreEntries(url, pgSingle, 1), pgBareEntries(url, pgSingle, 1), PG_ROUNDS)
+  pgRow("entries/s, 1 per commit", pgOne, one.ours)
+  const pgBatched = yield* paired(pgStoreEntries(url, pgEntries, 100), pgBareEntries(url, pgEntries, 100), PG_ROUNDS)
+  pgRow("entries/s, 100 per commit", pgBatched, batched.ours)
+  const pgPopulated = yield* pgPopulate(url)
+  const pgFirst = yield* pgRestartRuntime(url, pgPopulated)
+  const pgRestart = yield* paired(pgRestartRuntime(url, pgPopulated), pgBareRestart(url, pgPopulated), PG_ROUNDS)
+  pgRow("restart ms, 10k workers / 1M entries", pgRestart, restart.ours)
+  pgRows.push(["  first restart (recovers 10 turns)", fmt(pgFirst), "", "", fmt(first)])
+  console.log(`\nPostgreSQL store vs bare pg (the same rows; median of ${PG_ROUNDS} rounds; 1-per-commit over ` +
+    `${pgSingle.length} entries, batched over ${pgEntries.length}), with the SQLite store beside it`)
+  table(["measure", "postgres store", "bare pg", "ratio", "sqlite store"], pgRows)
+  const pgReady = Math.max(pgFirst, pgRestart.ours)
+  const pgAim = pgBatched.ratio >= 0.5 ? "met" : "NOT met"
+  console.log(`\naim: batched commits >= 0.5x bare: ${pgAim} (${fmt(pgBatched.ratio, 2)}x)`)
+  const pgReadyAim = pgReady < 2000 ? "met" : "NOT met"
+  console.log(`aim: restart ready < 2000 ms at 10k workers / 1M entries: ${pgReadyAim} (${fmt(pgReady)} ms)`)
 })
 
-Effect.runPromise(program.pipe(Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true })))))
+const cleanup = Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+Effect.runPromise(Effect.scoped(program).pipe(Effect.ensuring(cleanup)))
   .catch((error) => {
     console.error(error)
     rmSync(dir, { recursive: true, force: true })

@@ -2,12 +2,14 @@ import { FileSystem, HttpServer, Path, type Terminal } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { LlmEngines } from "@yoi/llm-engine"
 import { Ids, layerMemory, Profiles, type RuntimeServices } from "@yoi/worker-runtime"
+import { describeUrl, layerPg } from "@yoi/worker-runtime/pg"
 import { layerSqlite } from "@yoi/worker-runtime/sqlite"
 import { Console, Effect, Layer, Logger, Option, Redacted, Schema } from "effect"
 import * as Auth from "./Auth.js"
 import { isLoopback, options, type ServerConfig, StartupError, token, usage } from "./Config.js"
 import * as Flags from "./Flags.js"
 import * as RuntimeServer from "./Server.js"
+import * as Standby from "./Standby.js"
 
 const MIN_TOKEN_LENGTH = 16
 
@@ -95,7 +97,8 @@ const layerError = (configFile: Option.Option<string>, what: string) =>
     })
 
 const runtimeLayer = (
-  cfg: ServerConfig
+  cfg: ServerConfig,
+  bound: Standby.Bound
 ): Effect.Effect<Layer.Layer<RuntimeServices, StartupError>, StartupError, Path.Path | FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const path = yield* Path.Path
@@ -113,6 +116,17 @@ const runtimeLayer = (
     }))
     if (store._tag === "Memory") {
       return layerMemory(options).pipe(Layer.mapError(layerError(cfg.configFile, "cannot start the runtime")))
+    }
+    if (store._tag === "Postgres") {
+      return layerPg({
+        url: store.url,
+        schema: cfg.storeSchema,
+        leaseMs: cfg.leaseMs,
+        onStandby: (holder) => Standby.serve(cfg.runtimeId, holder, bound),
+        ...options
+      }).pipe(
+        Layer.mapError(layerError(cfg.configFile, `cannot open the store ${describeUrl(store.url)}`))
+      )
     }
     return layerSqlite({ filename: store.filename, ...options }).pipe(
       Layer.mapError(layerError(cfg.configFile, `cannot open the store ${store.filename}`))
@@ -148,14 +162,18 @@ export const layer = (argv: ReadonlyArray<string>): Layer.Layer<never, StartupEr
       })
     }
     const auth = yield* resolveAuth(cfg)
-    const runtime = yield* runtimeLayer(cfg)
-    const server = RuntimeServer.layer({
-      host: cfg.bind.host,
-      port: cfg.bind.port,
-      auth,
-      graceMs: cfg.graceMs,
-      events: { heartbeat: cfg.heartbeatMs, maxStreams: cfg.maxEventStreams }
-    }).pipe(
+    // A standby listens first and records the port it got; the serving server binds the same one after it.
+    const bound: Standby.Bound = { host: cfg.bind.host, port: cfg.bind.port }
+    const runtime = yield* runtimeLayer(cfg, bound)
+    const server = Layer.unwrapEffect(Effect.sync(() =>
+      RuntimeServer.layer({
+        host: bound.host,
+        port: bound.port,
+        auth,
+        graceMs: cfg.graceMs,
+        events: { heartbeat: cfg.heartbeatMs, maxStreams: cfg.maxEventStreams }
+      })
+    )).pipe(
       Layer.mapError((e) =>
         new StartupError({
           message: `cannot listen on ${cfg.bind.host}:${cfg.bind.port}: ${

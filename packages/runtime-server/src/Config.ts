@@ -1,5 +1,5 @@
 import { Options } from "@effect/cli"
-import { Config, Data, Either, type LogLevel, type Option, type Redacted } from "effect"
+import { Config, Data, Either, type LogLevel, type Option, Redacted } from "effect"
 import * as BindValue from "./Bind.js"
 import * as Flags from "./Flags.js"
 
@@ -11,12 +11,17 @@ export type Bind = BindValue.Bind
 export type Store =
   | { readonly _tag: "Memory" }
   | { readonly _tag: "Sqlite"; readonly filename: string }
+  | { readonly _tag: "Postgres"; readonly url: Redacted.Redacted<string> }
 
 export interface ServerConfig {
   readonly runtimeId: string
   readonly displayName: Option.Option<string>
   readonly bind: Bind
   readonly store: Option.Option<Store>
+  /** The PostgreSQL schema of the store (`--store-schema`). */
+  readonly storeSchema: string
+  /** The PostgreSQL owner lease (`--lease-ms`). */
+  readonly leaseMs: number
   readonly token: Option.Option<Redacted.Redacted>
   readonly tokenFile: Option.Option<string>
   readonly dataDir: string
@@ -36,7 +41,10 @@ Serves a Yoi Runtime over HTTP for a Backend (never for browsers directly).
   --runtime-id <id>        runtime id, [a-z0-9][a-z0-9-]{0,62}      YOI_RUNTIME_ID (default local)
   --display-name <name>    name shown to people                     YOI_RUNTIME_DISPLAY_NAME
   --bind <host:port>       address to listen on; port 0 = any free  YOI_RUNTIME_BIND (default 127.0.0.1:38800)
-  --store <store>          memory | sqlite:<path>                   YOI_RUNTIME_STORE (default sqlite under --data-dir)
+  --store <store>          memory | sqlite:<path> | postgres://...  YOI_RUNTIME_STORE (default sqlite under --data-dir)
+  --store-schema <name>    PostgreSQL schema of the store           YOI_RUNTIME_STORE_SCHEMA (default yoi_runtime)
+  --lease-ms <ms>          PostgreSQL owner lease; a standby takes  YOI_RUNTIME_LEASE_MS (default 5000)
+                           over this long after the owner dies
   --token-file <path>      file holding the bearer token            YOI_RUNTIME_TOKEN_FILE, or the token in YOI_RUNTIME_TOKEN
   --data-dir <dir>         where the default SQLite store lives     YOI_DATA_DIR (default .yoi)
   --log-level <level>      all|trace|debug|info|warn|error|off    YOI_LOG_LEVEL (default info)
@@ -58,13 +66,42 @@ export const parseBind = (text: string): Either.Either<Bind, string> =>
     () => `expected host:port (e.g. 127.0.0.1:38800, [::1]:0), got ${JSON.stringify(text)}`
   )
 
+/**
+ * A store value as it may be shown: a URL's password (and query, which may carry one) replaced by `***`. A value
+ * with credentials that does not parse as a URL is not shown at all.
+ */
+export const showStore = (text: string): string => {
+  if (!text.includes("@") && !text.includes("?")) return JSON.stringify(text)
+  const parsed = Either.try(() => new URL(text))
+  if (Either.isLeft(parsed) || parsed.right.host === "") {
+    return "a value that is not a URL with a host (not shown: it may hold a password)"
+  }
+  const url = parsed.right
+  const user = url.username === "" ? "" : `${url.username}${url.password === "" ? "" : ":***"}@`
+  return JSON.stringify(`${url.protocol}//${user}${url.host}${url.pathname}${url.search === "" ? "" : "?***"}`)
+}
+
 export const parseStore = (text: string): Either.Either<Store, string> => {
   if (text === "memory") return Either.right({ _tag: "Memory" })
   if (text.startsWith("sqlite:") && text.length > "sqlite:".length) {
     return Either.right({ _tag: "Sqlite", filename: text.slice("sqlite:".length) })
   }
-  return Either.left(`expected memory or sqlite:<path>, got ${JSON.stringify(text)}`)
+  if (/^postgres(?:ql)?:\/\//.test(text)) {
+    const parsed = Either.try(() => new URL(text))
+    if (Either.isRight(parsed) && parsed.right.hostname !== "") {
+      return Either.right({ _tag: "Postgres", url: Redacted.make(text) })
+    }
+    return Either.left(`expected postgres://[user[:password]@]host[:port]/database, got ${showStore(text)}`)
+  }
+  return Either.left(`expected memory, sqlite:<path> or postgres://..., got ${showStore(text)}`)
 }
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/
+
+export const parseSchema = (text: string): Either.Either<string, string> =>
+  SCHEMA_NAME.test(text)
+    ? Either.right(text)
+    : Either.left(`expected a lowercase name of a-z, 0-9 and _ (not starting with a digit), got ${JSON.stringify(text)}`)
 
 export const isLoopback = (host: string) =>
   host === "localhost" || host === "::1" || /^127(?:\.\d{1,3}){3}$/.test(host)
@@ -84,6 +121,11 @@ export const options: Options.Options<Omit<ServerConfig, "token">> = Options.all
     Flags.parsed("store", "YOI_RUNTIME_STORE", parseStore),
     Options.optional
   ),
+  storeSchema: Flags.text("store-schema", "YOI_RUNTIME_STORE_SCHEMA").pipe(
+    Options.withDefault("yoi_runtime"),
+    Flags.parsed("store-schema", "YOI_RUNTIME_STORE_SCHEMA", parseSchema)
+  ),
+  leaseMs: Flags.integer("lease-ms", "YOI_RUNTIME_LEASE_MS", 5_000, 100),
   tokenFile: Flags.text("token-file", "YOI_RUNTIME_TOKEN_FILE").pipe(Options.optional),
   dataDir: Flags.text("data-dir", "YOI_DATA_DIR").pipe(Options.withDefault(".yoi")),
   logLevel: Flags.logLevel("YOI_LOG_LEVEL"),

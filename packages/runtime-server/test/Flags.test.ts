@@ -64,11 +64,46 @@ describe("yoi-runtime flags", () => {
       assert.deepStrictEqual(errors.map((e) => e.message.split("\n")[0]), [
         "--grace-ms (YOI_SHUTDOWN_GRACE_MS): expected an integer of at least 0, got \"soon\"",
         "--heartbeat-ms (YOI_EVENTS_HEARTBEAT_MS): expected an integer of at least 1, got \"0\"",
-        "--store (YOI_RUNTIME_STORE): expected memory or sqlite:<path>, got \"disk\"",
+        "--store (YOI_RUNTIME_STORE): expected memory, sqlite:<path> or postgres://..., got \"disk\"",
         "--log-level (YOI_LOG_LEVEL): expected one of all, trace, debug, info, warn, error, off; got \"loud\"",
         "Unknown option '--bogus'",
         "--bind needs a value"
       ])
       assert.include(errors[4]!.message, "Usage: yoi-runtime")
+    }))
+
+  it.effect("--store postgres:// keeps the URL redacted; a bad value never shows its password or names its variable twice", () =>
+    Effect.gen(function*() {
+      const url = "postgres://yoi:pa55-w0rd@db.internal:5432/yoi"
+      const flags = yield* run(["--store", url, "--store-schema", "rt_alpha", "--lease-ms", "2000"])
+      const store = Option.getOrThrow(flags.store)
+      assert.strictEqual(store._tag, "Postgres")
+      if (store._tag === "Postgres") {
+        assert.strictEqual(Redacted.value(store.url), url)
+        assert.notInclude(String(store.url), "pa55-w0rd")
+      }
+      assert.deepStrictEqual([flags.storeSchema, flags.leaseMs], ["rt_alpha", 2000])
+      const defaults = yield* run([])
+      assert.deepStrictEqual([defaults.storeSchema, defaults.leaseMs], ["yoi_runtime", 5000])
+      const bad = [
+        "postgres://yoi:pa55-w0rd@/yoi",
+        "postgresql://yoi:pa55-w0rd@[nope/yoi",
+        "mysql://yoi:pa55-w0rd@db.internal/yoi",
+        "yoi:pa55-w0rd@db.internal"
+      ]
+      for (const value of bad) {
+        for (const error of [
+          yield* Effect.flip(parse(["--store", value])),
+          yield* Effect.flip(parse([], { YOI_RUNTIME_STORE: value }))
+        ]) {
+          assert.notInclude(error.message, "pa55-w0rd")
+          assert.strictEqual(error.message.split("YOI_RUNTIME_STORE").length, 2, error.message)
+          assert.include(error.message, "--store (YOI_RUNTIME_STORE): expected")
+        }
+      }
+      const shown = yield* Effect.flip(parse(["--store", "mysql://yoi:pa55-w0rd@db.internal/yoi"]))
+      assert.include(shown.message, "mysql://yoi:***@db.internal/yoi")
+      const schema = yield* Effect.flip(parse(["--store-schema", "Robert'); DROP"]))
+      assert.include(schema.message, "--store-schema (YOI_RUNTIME_STORE_SCHEMA): expected a lowercase name")
     }))
 })

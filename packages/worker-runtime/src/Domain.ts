@@ -491,7 +491,7 @@ export const RuntimeSummary = Schema.Struct({
   capabilities: Capabilities,
   counts: StatusCounts,
   usage: Usage,
-  store: Schema.Literal("memory", "sqlite"),
+  store: Schema.Literal("memory", "sqlite", "postgres"),
   limits: Limits,
   cursor: Schema.String
 })

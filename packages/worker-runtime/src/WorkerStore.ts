@@ -30,7 +30,7 @@ export interface StoreMeta {
  * Layers: `layerMemory` here, `layerSqlite` in `@yoi/worker-runtime/sqlite`.
  */
 export interface WorkerStoreService {
-  readonly kind: "memory" | "sqlite"
+  readonly kind: "memory" | "sqlite" | "postgres"
   readonly durable: boolean
   readonly meta: Effect.Effect<StoreMeta, StoreError>
   /** Every worker record, read once by the Runtime at startup. */

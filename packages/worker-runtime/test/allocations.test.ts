@@ -2,7 +2,7 @@ import { testPolicy } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
 import { AllocationRegistry, type Domain, Ids, Layers, Runtime, WorkerStore } from "@yoi/worker-runtime"
-import { withRuntime } from "./utils.js"
+import { allStores, durableStores, type StoreKind } from "./fixtures/stores.js"
 
 type Rule = readonly [path: string, access: Domain.Access]
 
@@ -16,9 +16,26 @@ const scope = (
   ...(delegatedFrom === undefined ? {} : { delegated_from: Ids.WorkerId.make(delegatedFrom) })
 })
 
-/** Runs `f` against a fresh in-memory allocation registry. */
-const withRegistry = <A, E>(f: (r: AllocationRegistry.AllocationRegistryService) => Effect.Effect<A, E>) =>
-  Effect.flatMap(AllocationRegistry.makeMemory, f)
+/** Runs `f` against a fresh allocation registry of `kind`, closed when `f` ends. */
+const withRegistry = <A, E>(
+  kind: StoreKind,
+  f: (r: AllocationRegistry.AllocationRegistryService) => Effect.Effect<A, E>
+) =>
+  Effect.scoped(Effect.gen(function*() {
+    const place = yield* kind.place
+    return yield* Effect.flatMap(AllocationRegistry.AllocationRegistry, f).pipe(Effect.provide(kind.storage(place)))
+  }))
+
+/** Runs `f` against a runtime on a store of `kind` at `place`, closed when `f` ends. */
+const withStoreRuntime = <A, E, R>(
+  kind: StoreKind,
+  place: string,
+  f: (rt: Runtime.RuntimeService) => Effect.Effect<A, E, R>
+) => Effect.scoped(Effect.flatMap(Runtime.Runtime, f).pipe(Effect.provide(kind.runtime(place, { policy: testPolicy }))))
+
+/** Runs `f` against a runtime on a fresh store of `kind`. */
+const withRuntime = <A, E, R>(kind: StoreKind, f: (rt: Runtime.RuntimeService) => Effect.Effect<A, E, R>) =>
+  Effect.scoped(Effect.flatMap(kind.place, (place) => withStoreRuntime(kind, place, f)))
 
 /** Fails the test unless `allocate` fails with a ScopeConflict on `path` held by `holder`. */
 const assertConflict = (
@@ -34,9 +51,9 @@ const assertConflict = (
     assert.strictEqual(conflict.holder_worker_id, holder)
   })
 
-describe("overlap rule", () => {
+describe.each(allStores)("overlap rule: $name", (kind) => {
   it.effect("two writers on overlapping paths conflict, whichever is wider", () =>
-    withRegistry((r) =>
+    withRegistry(kind, (r) =>
       Effect.gen(function*() {
         yield* r.allocate("a", scope([["/repo/src", "write"]]))
         yield* assertConflict(r.allocate("b", scope([["/repo", "write"]])), "/repo/src", "a")
@@ -48,7 +65,7 @@ describe("overlap rule", () => {
       })))
 
   it.effect("readers never conflict, a reader and a writer may overlap, and siblings are not prefixes", () =>
-    withRegistry((r) =>
+    withRegistry(kind, (r) =>
       Effect.gen(function*() {
         yield* r.allocate("writer", scope([["/repo", "write"]]))
         yield* r.allocate("reader1", scope([["/repo", "read"]]))
@@ -58,7 +75,7 @@ describe("overlap rule", () => {
       })))
 
   it.effect("a deny rule on either side carves the overlap out", () =>
-    withRegistry((r) =>
+    withRegistry(kind, (r) =>
       Effect.gen(function*() {
         yield* r.allocate("a", scope([["/repo", "write"]], ["/repo/docs"]))
         yield* r.allocate("docs", scope([["/repo/docs", "write"]]))
@@ -70,7 +87,7 @@ describe("overlap rule", () => {
       })))
 
   it.effect("check grants by path and access, honours deny, and normalises the asked path", () =>
-    withRegistry((r) =>
+    withRegistry(kind, (r) =>
       Effect.gen(function*() {
         yield* r.allocate("w", scope([["/repo", "write"], ["/docs", "read"]], ["/repo/.git"]))
         assert.isTrue(yield* r.check("w", "/repo/src/main.ts", "write"))
@@ -85,7 +102,7 @@ describe("overlap rule", () => {
       })))
 
   it.effect("a released scope can be taken again", () =>
-    withRegistry((r) =>
+    withRegistry(kind, (r) =>
       Effect.gen(function*() {
         yield* r.allocate("a", scope([["/repo", "write"]]))
         yield* r.release("a")
@@ -95,9 +112,9 @@ describe("overlap rule", () => {
       })))
 })
 
-describe("delegation", () => {
+describe.each(allStores)("delegation: $name", (kind) => {
   it.effect("a child must stay inside its parent's scope and respect its denies", () =>
-    withRegistry((r) =>
+    withRegistry(kind, (r) =>
       Effect.gen(function*() {
         yield* r.allocate("parent", scope([["/repo", "write"], ["/docs", "read"]], ["/repo/secrets"]))
         yield* r.allocate("child", scope([["/repo/src", "write"], ["/docs/api", "read"]], [], "parent"))
@@ -114,7 +131,7 @@ describe("delegation", () => {
       })))
 
   it.effect("a lineage may overlap itself, but siblings and strangers may not overlap it", () =>
-    withRegistry((r) =>
+    withRegistry(kind, (r) =>
       Effect.gen(function*() {
         yield* r.allocate("parent", scope([["/repo", "write"]]))
         yield* r.allocate("child", scope([["/repo/src", "write"]], [], "parent"))
@@ -126,7 +143,7 @@ describe("delegation", () => {
       })))
 
   it.effect("releasing a parent re-parents its children to the grandparent", () =>
-    withRegistry((r) =>
+    withRegistry(kind, (r) =>
       Effect.gen(function*() {
         yield* r.allocate("root", scope([["/repo", "write"]]))
         yield* r.allocate("mid", scope([["/repo/src", "write"]], [], "root"))
@@ -142,9 +159,9 @@ describe("delegation", () => {
       })))
 })
 
-describe("allocations through the runtime", () => {
+describe.each(allStores)("allocations through the runtime: $name", (kind) => {
   it.effect("a worker holds its scope until it is deleted, stopped or not", () =>
-    withRuntime((rt) =>
+    withRuntime(kind, (rt) =>
       Effect.gen(function*() {
         const registry = yield* AllocationRegistry.AllocationRegistry
         const a = Ids.WorkerId.make("a")
@@ -163,7 +180,7 @@ describe("allocations through the runtime", () => {
       })))
 
   it.effect("deleting a delegating worker re-parents its delegates", () =>
-    withRuntime((rt) =>
+    withRuntime(kind, (rt) =>
       Effect.gen(function*() {
         const registry = yield* AllocationRegistry.AllocationRegistry
         const lead = Ids.WorkerId.make("lead")
@@ -182,7 +199,9 @@ describe("allocations through the runtime", () => {
         assert.isUndefined(held.delegated_from)
         assert.strictEqual(held.allow[0]!.path, "/repo/src")
       })))
+})
 
+describe("allocations across restarts", () => {
   it.effect("a restarted runtime re-allocates the scopes of its workers", () =>
     Effect.gen(function*() {
       const store = yield* WorkerStore.makeMemory
@@ -198,6 +217,44 @@ describe("allocations through the runtime", () => {
         Effect.gen(function*() {
           const registry = yield* AllocationRegistry.AllocationRegistry
           assert.isTrue(yield* registry.check("keeper", "/repo/a", "write"))
+          const conflict = yield* Effect.flip(rt.createWorker({ display_name: "X", scope: scope([["/repo", "write"]]) }))
+          assert.strictEqual(conflict._tag, "ScopeConflict")
+        }))
+    }))
+})
+
+describe.each(durableStores)("allocations across restarts: $name", (kind) => {
+  it.scoped("a reopened store keeps allocations and re-parenting; a restarted runtime keeps its workers' scopes", () =>
+    Effect.gen(function*() {
+      const place = yield* kind.place
+      const registry = Effect.flatMap(AllocationRegistry.AllocationRegistry, Effect.succeed)
+      yield* Effect.scoped(Effect.gen(function*() {
+        const r = yield* registry
+        yield* r.allocate("root", scope([["/repo", "write"]]))
+        yield* r.allocate("mid", scope([["/repo/src", "write"]], [], "root"))
+        yield* r.allocate("leaf", scope([["/repo/src/lib", "write"]], [], "mid"))
+        yield* r.release("mid")
+      }).pipe(Effect.provide(kind.storage(place))))
+      yield* Effect.scoped(Effect.gen(function*() {
+        const r = yield* registry
+        assert.deepStrictEqual((yield* r.list).map((a) => [a.worker_id, a.delegated_from]), [
+          ["leaf", "root"],
+          ["root", undefined]
+        ])
+        yield* assertConflict(
+          r.allocate("other", scope([["/repo/src/lib/x", "write"]], [], "root")),
+          "/repo/src/lib/x",
+          "leaf"
+        )
+        yield* r.release("root")
+        yield* r.release("leaf")
+      }).pipe(Effect.provide(kind.storage(place))))
+      yield* withStoreRuntime(kind, place, (rt) =>
+        rt.createWorker({ worker_id: Ids.WorkerId.make("keeper"), display_name: "K", scope: scope([["/repo", "write"]]) }))
+      yield* withStoreRuntime(kind, place, (rt) =>
+        Effect.gen(function*() {
+          const r = yield* AllocationRegistry.AllocationRegistry
+          assert.isTrue(yield* r.check("keeper", "/repo/a", "write"))
           const conflict = yield* Effect.flip(rt.createWorker({ display_name: "X", scope: scope([["/repo", "write"]]) }))
           assert.strictEqual(conflict._tag, "ScopeConflict")
         }))

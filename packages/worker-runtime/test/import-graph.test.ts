@@ -196,16 +196,31 @@ describe("import graph of @yoi/worker-runtime", () => {
     const manifest = JSON.parse(readFileSync(join(packageDir, "package.json"), "utf8")) as {
       exports: Record<string, { readonly source: string }>
     }
-    const entries = Object.values(manifest.exports).map((e) => resolve(packageDir, e.source))
+    // The PostgreSQL entry is walked on its own below: its driver is a socket client, so it reaches node:net.
+    const entries = Object.entries(manifest.exports).filter(([key]) => key !== "./pg")
+      .map(([, e]) => resolve(packageDir, e.source))
     assert.include(entries, join(packageDir, "src", "index.ts"))
+    assert.include(entries, join(packageDir, "src", "sqlite.ts"))
     const graph = walk(entries)
     assert.deepStrictEqual(violations(graph), [])
+    // Embedders who do not use PostgreSQL never load its driver.
+    assert.isFalse(graph.packages.has("pg"))
+    assert.isFalse(graph.packages.has("@effect/sql-pg"))
     // The walk really went through our sources and into effect, so an empty result means something.
     assert.isTrue(graph.files.has(join(packageDir, "src", "Runtime.ts")))
     assert.isTrue(graph.files.has(join(packageDir, "src", "internal", "ulid.ts")))
     assert.isTrue(graph.packages.has("effect"))
     assert.isTrue(Array.from(graph.files.keys()).some((f) => f.endsWith("effect/dist/esm/Effect.js")))
     assert.isAbove(graph.files.size, 100)
+  })
+
+  it("the PostgreSQL entry reaches its driver and node:net (a client socket) but no HTTP server or node:http*", () => {
+    const graph = walk([join(packageDir, "src", "pg.ts")])
+    assert.isTrue(graph.packages.has("@effect/sql-pg"))
+    assert.isTrue(graph.packages.has("pg"))
+    assert.isTrue(graph.builtins.has("net"))
+    assert.deepStrictEqual(violations(graph).filter((v) => !v.startsWith("node:net imported by")), [])
+    assert.isFalse(graph.packages.has("@effect/sql-sqlite-node"))
   })
 
   it("finds node:http through @effect/platform-node's entry (the walker can fail)", () => {

@@ -18,6 +18,7 @@ import {
   workerParams,
   type WorkerRow
 } from "./rows.js"
+import { SEQ_GAP_AFTER_CRASH } from "../seqGap.js"
 
 export interface StoreOptions {
   /** Durable events kept for replay (the newest ones); older ones are deleted in batches as new ones commit. */
@@ -26,12 +27,7 @@ export interface StoreOptions {
 
 export const defaultEventRetention = 100_000
 
-/**
- * Seqs skipped after a life that ended with a turn running. Text deltas are never persisted, so a crashed life may
- * have issued seqs above the persisted high-water mark; continuing past this gap keeps a cursor that points at
- * such a delta valid (it resumes at the next durable event) instead of colliding with a new event's seq.
- */
-export const SEQ_GAP_AFTER_CRASH = 1 << 24
+export { SEQ_GAP_AFTER_CRASH } from "../seqGap.js"
 
 /** Rows per multi-row INSERT: one statement per table per commit for ordinary batches. */
 const CHUNK = 64

@@ -1,10 +1,10 @@
-import { echo } from "@yoi/worker-runtime/testing"
+import { echo, testPolicy } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Option, TestClock } from "effect"
-import { join } from "node:path"
-import { AllocationRegistry, Cursor, type Domain, Ids } from "@yoi/worker-runtime"
+import { AllocationRegistry, Cursor, type Domain, Ids, Runtime, type RuntimeOptions } from "@yoi/worker-runtime"
 import { SEQ_GAP_AFTER_CRASH } from "@yoi/worker-runtime/sqlite"
-import { eventsSince, fullTranscript, runTurn, tempDir, withSqliteRuntime } from "./fixtures/sqlite.js"
+import { eventsSince, fullTranscript, runTurn, withSqliteRuntime } from "./fixtures/sqlite.js"
+import { durableStores, type StoreKind } from "./fixtures/stores.js"
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
 const seqOf = (cursor: string) => Either.getOrThrow(Cursor.decode(cursor)).seq
@@ -12,16 +12,28 @@ const textOf = (e: Domain.TranscriptEntry) =>
   e.data._tag === "user_input" || e.data._tag === "assistant_message" ? e.data.text : undefined
 const held = echo({ delay_ms: 60_000, chunk_size: 4 })
 
-describe("SqliteRuntime", () => {
-  it.scoped("a restart on the same file preserves workers, statuses, transcripts, usage and cursors", () =>
+/** Runs `f` against a runtime on the store of `kind` at `place`, closed (as by a crash: no drain) when `f` ends. */
+const withDurable = <A, E, R>(
+  kind: StoreKind,
+  place: string,
+  options: RuntimeOptions & { readonly eventRetention?: number },
+  f: (rt: Runtime.RuntimeService) => Effect.Effect<A, E, R>
+) =>
+  Effect.scoped(
+    Effect.flatMap(Runtime.Runtime, f).pipe(Effect.provide(kind.runtime(place, { policy: testPolicy, ...options })))
+  )
+
+describe.each(durableStores)("Runtime on a durable store: $name", (kind) => {
+  it.scoped("a restart on the same store preserves workers, statuses, transcripts, usage and cursors", () =>
     Effect.gen(function*() {
-      const options = { filename: join(yield* tempDir, "rt.db"), runtimeId: "alpha", synchronous: "normal" } as const
-      const before = yield* withSqliteRuntime(options, (rt) =>
+      const place = yield* kind.place
+      const options = { runtimeId: "alpha" }
+      const before = yield* withDurable(kind, place, options, (rt) =>
         Effect.gen(function*() {
           const a = (yield* rt.createWorker({ display_name: "A", engine: echo({ chunk_size: 2 }) })).worker
           const b = (yield* rt.createWorker({ display_name: "B", metadata: { team: "x" } })).worker
           const c = (yield* rt.createWorker({ worker_id: Ids.WorkerId.make("client-c"), display_name: "C" })).worker
-          yield* runTurn(rt, a.worker_id, "hello there, sqlite")
+          yield* runTurn(rt, a.worker_id, "hello there, durable store")
           const middle = yield* rt.headCursor
           yield* runTurn(rt, a.worker_id, "a second turn")
           yield* runTurn(rt, b.worker_id, "b speaks once")
@@ -42,7 +54,7 @@ describe("SqliteRuntime", () => {
           }
         }))
       assert.isTrue(before.events.some((e) => e.kind === "turn.delta"))
-      yield* withSqliteRuntime(options, (rt) =>
+      yield* withDurable(kind, place, options, (rt) =>
         Effect.gen(function*() {
           assert.deepStrictEqual((yield* rt.listWorkers()).items, before.workers)
           assert.deepStrictEqual(before.workers.map((w) => w.status), ["idle", "stopped"])
@@ -55,7 +67,7 @@ describe("SqliteRuntime", () => {
           assert.deepStrictEqual(summary.counts, before.summary.counts)
           assert.deepStrictEqual(summary.usage, before.summary.usage)
           assert.strictEqual(summary.usage.turns, 3)
-          assert.strictEqual(summary.store, "sqlite")
+          assert.strictEqual(summary.store, kind.name)
           assert.isTrue(summary.capabilities.durable)
           assert.deepStrictEqual(yield* rt.usage(), before.usage)
           assert.strictEqual(yield* rt.headCursor, before.head)
@@ -78,8 +90,9 @@ describe("SqliteRuntime", () => {
 
   it.scoped("50 concurrent creates and inputs keep single flight, and the held turns recover as interrupted", () =>
     Effect.gen(function*() {
-      const options = { filename: join(yield* tempDir, "rt.db"), runtimeId: "beta", synchronous: "normal" } as const
-      const before = yield* withSqliteRuntime(options, (rt) =>
+      const place = yield* kind.place
+      const options = { runtimeId: "beta" }
+      const before = yield* withDurable(kind, place, options, (rt) =>
         Effect.gen(function*() {
           const shared = yield* Effect.forEach(
             range(50),
@@ -114,7 +127,7 @@ describe("SqliteRuntime", () => {
           assert.strictEqual(transcript[0]!.turn_id, accepted[0]!.turn_id)
           return { head: yield* rt.headCursor, turn: accepted[0]!.turn_id }
         }))
-      yield* withSqliteRuntime(options, (rt) =>
+      yield* withDurable(kind, place, options, (rt) =>
         Effect.gen(function*() {
           const workers = (yield* rt.listWorkers({ limit: 500 })).items
           assert.strictEqual(workers.length, 51)
@@ -136,9 +149,10 @@ describe("SqliteRuntime", () => {
 
   it.scoped("a cursor at a text delta of a crashed life resumes after the restart, and scopes stay allocated", () =>
     Effect.gen(function*() {
-      const options = { filename: join(yield* tempDir, "rt.db"), runtimeId: "gamma", synchronous: "normal" } as const
+      const place = yield* kind.place
+      const options = { runtimeId: "gamma" }
       const scope = { allow: [{ path: "/repo/app", access: "write" as const }] }
-      const before = yield* withSqliteRuntime(options, (rt) =>
+      const before = yield* withDurable(kind, place, options, (rt) =>
         Effect.gen(function*() {
           const { worker } = yield* rt.createWorker({ display_name: "Coder", engine: held, scope })
           const start = yield* rt.headCursor
@@ -150,7 +164,7 @@ describe("SqliteRuntime", () => {
           assert.isAbove(seqOf(deltaHead), seqOf(durableHead))
           return { worker: worker.worker_id, start, turn: accepted.turn_id, deltaHead }
         }))
-      yield* withSqliteRuntime(options, (rt) =>
+      yield* withDurable(kind, place, options, (rt) =>
         Effect.gen(function*() {
           const afterDelta = yield* eventsSince(rt, before.deltaHead)
           assert.includeMembers(afterDelta.map((e) => e.kind), ["turn.interrupted", "worker.status"])
@@ -173,14 +187,9 @@ describe("SqliteRuntime", () => {
 
   it.scoped("a cursor older than the retained durable events is expired after a restart, a newer one resumes", () =>
     Effect.gen(function*() {
-      const options = {
-        filename: join(yield* tempDir, "rt.db"),
-        runtimeId: "delta",
-        synchronous: "normal",
-        eventRetention: 10,
-        eventBacklog: 5
-      } as const
-      const cursors = yield* withSqliteRuntime(options, (rt) =>
+      const place = yield* kind.place
+      const options = { runtimeId: "delta", eventRetention: 10, eventBacklog: 5 }
+      const cursors = yield* withDurable(kind, place, options, (rt) =>
         Effect.gen(function*() {
           const early = yield* rt.headCursor
           for (const i of range(30)) yield* rt.createWorker({ display_name: `W${i}` })
@@ -188,7 +197,7 @@ describe("SqliteRuntime", () => {
           yield* rt.createWorker({ display_name: "last" })
           return { early, late }
         }))
-      yield* withSqliteRuntime(options, (rt) =>
+      yield* withDurable(kind, place, options, (rt) =>
         Effect.gen(function*() {
           const expired = yield* Effect.flip(Effect.scoped(rt.subscribe({ cursor: cursors.early })))
           assert.strictEqual(expired._tag, "CursorExpired")
@@ -196,7 +205,9 @@ describe("SqliteRuntime", () => {
           assert.deepStrictEqual(resumed.map((e) => [e.seq, e.kind]), [[seqOf(cursors.late) + 1, "worker.created"]])
         }))
     }))
+})
 
+describe("SqliteRuntime", () => {
   it.scoped("runs on a private :memory: store", () =>
     withSqliteRuntime({ filename: ":memory:", runtimeId: "mem" }, (rt) =>
       Effect.gen(function*() {
