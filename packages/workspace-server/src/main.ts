@@ -1,6 +1,6 @@
 import { FileSystem, HttpServer } from "@effect/platform"
 import { NodeContext, NodeHttpClient, NodeHttpServer, NodeRuntime } from "@effect/platform-node"
-import { HttpErrors } from "@yoi/runtime-server"
+import { DebugHeap, HttpErrors, Tracing } from "@yoi/runtime-server"
 import { Cause, Console, Effect, Layer, Logger, Option, Redacted } from "effect"
 import * as NodePath from "node:path"
 import { BackendToken } from "./Auth.js"
@@ -33,11 +33,19 @@ const backend = (settings: Cli.Settings) => Effect.gen(function*() {
     Effect.mapError((e) => new BackendConfig.BackendConfigError({ message: `cannot create --data-dir: ${e.message}` }))
   )
   const config = yield* BackendConfig.load(Option.getOrUndefined(settings.config), dataDir)
+  const tracing = Option.match(settings.otlpEndpoint, {
+    // No span exporter: spans (one per request served and per call to a runtime, plus trace headers the runtime then
+    // parses) would be pure overhead, about half the proxy's throughput.
+    onNone: () => Layer.setTracerEnabled(false),
+    onSome: (endpoint) => Tracing.layer({ endpoint, serviceName: "yoi-backend" })
+  })
   // The ready line comes only after every runtime, the audit store and the server are up.
   return announce.pipe(
     Layer.provideMerge(Backend.layer({ config, auditDatabase: NodePath.join(dataDir, "backend.db") })),
     Layer.provideMerge(BackendToken.layerDataDir(dataDir)),
-    Layer.provide(NodeHttpServer.layer(HttpErrors.createServer, { host: bind.host, port: bind.port }))
+    Layer.provide(NodeHttpServer.layer(HttpErrors.createServer, { host: bind.host, port: bind.port })),
+    Layer.provide(tracing),
+    Layer.provide(DebugHeap.layer)
   )
 }).pipe(Layer.unwrapEffect)
 
@@ -48,9 +56,6 @@ Cli.parse(process.argv.slice(2)).pipe(
       : Layer.launch(backend(parsed.value)).pipe(Logger.withMinimumLogLevel(parsed.value.logLevel))
   ),
   Effect.provide(Layer.mergeAll(NodeContext.layer, NodeHttpClient.layerUndici)),
-  // No span exporter is configured: spans (one per request served and per call to a runtime, plus trace headers the
-  // runtime then parses) would be pure overhead, about half the proxy's throughput.
-  Effect.withTracerEnabled(false),
   // A failure (bad flag, bad config, a store that cannot open) is one readable line; a defect is logged with its cause.
   Effect.tapErrorCause((cause) =>
     Option.match(Cause.failureOption(cause), {
