@@ -2,18 +2,22 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { call, eventually, startBackend, startFakeServer } from "./support.js"
 
+const WORKSPACE = "team-relay"
+
 const worker = (runtimeId: string, extra: Record<string, unknown> = {}) => ({
   runtime_id: runtimeId,
   worker_id: "w_1",
   display_name: "Relayed",
   display_ref: `Relayed@${runtimeId}`,
   status: "idle",
-  engine: { provider: "echo" },
+  engine: { profile: "echo", provider: "echo" },
   tools: [],
   created_at: "2026-01-01T00:00:00.000Z",
   updated_at: "2026-01-01T00:00:00.000Z",
   usage: { input_tokens: 0, output_tokens: 0, cached_tokens: 0, turns: 0 },
   transcript_length: 0,
+  // This Backend's workspace: a remote's worker of another workspace is not its to show.
+  metadata: { "yoi.workspace": WORKSPACE },
   ...extra
 })
 
@@ -34,6 +38,7 @@ const fakeRuntime = (body: () => string) =>
 
 const backendFor = (url: string) =>
   startBackend({
+    workspace_id: WORKSPACE,
     embedded: { runtime_id: "local", store: "memory" },
     remotes: [{ runtime_id: "gpu-box", endpoint: url, token: { env: "GPU_TOKEN" } }]
   }, { env: { GPU_TOKEN: "relay-remote-token-9f8e7d" } })
@@ -91,5 +96,22 @@ describe("the Backend relays a remote's answers", () => {
       assert.strictEqual(reply.status, 503)
       assert.strictEqual(reply.json._tag, "RuntimeUnavailable")
       assert.notInclude(reply.text, "10.0.0.7")
+    }))
+
+  it.scopedLive("a remote's worker of another workspace is not relayed: it answers WorkerNotFound", () =>
+    Effect.gen(function*() {
+      const foreign = worker("gpu-box", { metadata: { "yoi.workspace": "someone-else", secret: "their-data-42" } })
+      const fake = yield* fakeRuntime(() => JSON.stringify(foreign))
+      const { client } = yield* backendFor(fake.url)
+      const reply = yield* eventually(
+        call(client, "GET", "/api/runtimes/gpu-box/workers/w_1"),
+        (r) => r.status === 404,
+        "the refusal"
+      )
+      assert.strictEqual(reply.json._tag, "WorkerNotFound")
+      assert.notInclude(reply.text, "their-data-42")
+      const cancel = yield* call(client, "POST", "/api/runtimes/gpu-box/workers/w_1/cancel")
+      assert.strictEqual(cancel.status, 404)
+      assert.notInclude(cancel.text, "10.0.0.7")
     }))
 })
