@@ -14,4 +14,5 @@ export class MetricsGroup extends HttpApiGroup.make("metrics")
         "Workers by status, turns, engine errors and retries, tokens, event streams, events appended, store commit " +
           "latency and HTTP requests; docs/operations.md lists every metric."
       )
-  ) {}
+  )
+  .annotate(OpenApi.Description, "The process's metrics for Prometheus, behind the runtime's token.") {}
