@@ -133,6 +133,8 @@ const main = async () => {
   const config = NodePath.join(dir, "backend.json")
   NodeFs.writeFileSync(config, JSON.stringify({
     embedded: null,
+    // The Backend sees only its workspace's workers on a remote: the soak's are created with its stamp.
+    workspace_id: "soak",
     remotes: [{ runtime_id: "soak", endpoint: runtime.url, token: { file: tokenFile }, probe_interval_ms: 1000 }]
   }))
   const backend = await Proc.start(Proc.BACKEND_BIN, ["--bind", "127.0.0.1:0", "--config", config, "--data-dir", NodePath.join(dir, "backend")], {
@@ -144,7 +146,7 @@ const main = async () => {
   await waitUntil(async () => (await call(proxied, "setup", "GET", "/api/runtimes/soak")).json?.status === "online", "the Backend to see the runtime", 20_000)
   const workerIds = Array.from({ length: WORKERS }, (_, i) => `soak-w${i}`)
   for (const id of workerIds) {
-    const r = await call(direct, "setup", "POST", "/v1/workers", { worker_id: id, display_name: id, engine: echo({ chunk_size: 8, delay_ms: 2 }) })
+    const r = await call(direct, "setup", "POST", "/v1/workers", { worker_id: id, display_name: id, metadata: { "yoi.workspace": "soak" }, engine: echo({ chunk_size: 8, delay_ms: 2 }) })
     if (r.status !== 201) fail(`create ${id} answered ${r.status}`)
   }
   await sleep(1_000)
