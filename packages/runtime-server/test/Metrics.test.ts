@@ -1,6 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { layerMemory } from "@yoi/worker-runtime"
+import { HttpServer } from "@effect/platform"
 import { Effect, Layer, Redacted, Schedule } from "effect"
+import * as Http from "node:http"
 import { Auth, RuntimeServer } from "../src/index.js"
 import { request, TOKEN } from "./RawHttp.js"
 
@@ -67,6 +69,41 @@ describe("GET /metrics on the runtime", () => {
       assert.strictEqual(http("GET", "/v1/events", 400), 1)
       assert.strictEqual(http("GET", "/metrics", 401), 1)
       assert.strictEqual(http("GET", "/metrics", 200), 1)
+    }).pipe(Effect.provide(serve)))
+
+  it.live("counts event streams: opened, open while they last, closed when their readers go", () =>
+    Effect.gen(function*() {
+      const server = yield* HttpServer.HttpServer
+      const port = server.address._tag === "TcpAddress" ? server.address.port : 0
+      const series = (name: string) => Effect.map(scrape, (m) => m.get(name) ?? 0)
+      const open = series("yoi_sse_streams_open{server=\"runtime\"}")
+      const opened = series("yoi_sse_streams_opened_total{server=\"runtime\"}")
+      const openBefore = yield* open
+      const openedBefore = yield* opened
+      // Three readers at once, each holding its stream open until it is told to go.
+      const readers = yield* Effect.forEach([0, 1, 2], () =>
+        Effect.async<Http.ClientRequest>((resume) => {
+          const req = Http.get({
+            host: "127.0.0.1",
+            port,
+            path: "/v1/events",
+            headers: { authorization: `Bearer ${TOKEN}` },
+            agent: false
+          }, (res) => {
+            assert.strictEqual(res.statusCode, 200)
+            res.once("data", () => resume(Effect.succeed(req)))
+          })
+          req.on("error", (e) => resume(Effect.die(e)))
+        }), { concurrency: "unbounded" })
+      assert.strictEqual((yield* open) - openBefore, 3)
+      assert.strictEqual((yield* opened) - openedBefore, 3)
+      for (const req of readers) req.destroy()
+      yield* open.pipe(
+        Effect.filterOrFail((n) => n === openBefore),
+        Effect.retry(Schedule.spaced("10 millis")),
+        Effect.timeout("5 seconds")
+      )
+      assert.strictEqual((yield* opened) - openedBefore, 3)
     }).pipe(Effect.provide(serve)))
 
   it.live("is listed in the OpenAPI document behind the bearer token", () =>
