@@ -6,11 +6,16 @@
  *
  * - memory keeps growing after the load ends (the last quarter of a settle window above its first quarter by more
  *   than max(8 MiB, 10%)), or the settled memory of the last round is far above the first round's;
+ * - the heap leaks: after each round's settle both processes collect garbage and report `process.memoryUsage()`
+ *   (they run with `--expose-gc` and the `YOI_DEBUG_HEAP_FILE` hook, read on SIGUSR2); from round 3 on (the first
+ *   rounds fill caches, JIT code and the event backlogs) the settled heap must stay flat, within 5 %;
  * - a stream leaks: open file descriptors do not return to their idle baseline once every reader is gone, or the
  *   runtime cannot hand out all of its `--max-event-streams` slots again (and refuse the next with a typed 503);
  * - any request of the load fails, or a reader's stream ends while it was wanted.
  *
- *   npx tsx scripts/reliability/soak.ts [--seconds 40] [--rounds 2] [--settle 10] [--workers 16] [--readers 24]
+ *   npx tsx scripts/reliability/soak.ts [--seconds 10] [--rounds 8] [--settle 5] [--workers 16] [--readers 24]
+ *
+ * `--seconds` is the load of one round.
  */
 import { echo } from "@yoi/worker-runtime/testing"
 import * as NodeFs from "node:fs"
@@ -22,16 +27,16 @@ import { openSse, type SseReader } from "./lib/sse.js"
 
 const { values: flags } = parseArgs({
   options: {
-    seconds: { type: "string", default: "40" },
-    rounds: { type: "string", default: "2" },
-    settle: { type: "string", default: "10" },
+    seconds: { type: "string", default: "10" },
+    rounds: { type: "string", default: "8" },
+    settle: { type: "string", default: "5" },
     workers: { type: "string", default: "16" },
     readers: { type: "string", default: "24" }
   },
   strict: true
 })
-const LOAD_MS = Number(flags.seconds) * 1000
 const ROUNDS = Number(flags.rounds)
+const LOAD_MS = Number(flags.seconds) * 1000 * ROUNDS
 const SETTLE_MS = Number(flags.settle) * 1000
 const WORKERS = Number(flags.workers)
 const READERS = Number(flags.readers)
@@ -53,6 +58,8 @@ interface Target {
   readonly token: string
   readonly workers: string
 }
+
+const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(1)
 
 const call = async (target: Target, label: string, method: string, path: string, body?: unknown) => {
   const started = performance.now()
@@ -113,27 +120,33 @@ const main = async () => {
   const dir = Proc.tempDir("yoi-soak-")
   const started = performance.now()
   const tokenFile = NodePath.join(dir, "runtime.token")
+  const heapFiles = { runtime: NodePath.join(dir, "runtime.heap.json"), backend: NodePath.join(dir, "backend.heap.json") }
   NodeFs.writeFileSync(tokenFile, RUNTIME_TOKEN)
   const runtime = await Proc.startRuntime({
     runtimeId: "soak",
     store: `sqlite:${NodePath.join(dir, "soak.db")}`,
     tokenFile,
-    extra: ["--heartbeat-ms", "2000", "--max-event-streams", String(MAX_STREAMS)]
+    extra: ["--heartbeat-ms", "2000", "--max-event-streams", String(MAX_STREAMS)],
+    env: { YOI_DEBUG_HEAP_FILE: heapFiles.runtime },
+    nodeArgs: ["--expose-gc"]
   })
   const config = NodePath.join(dir, "backend.json")
   NodeFs.writeFileSync(config, JSON.stringify({
     embedded: null,
+    // The Backend sees only its workspace's workers on a remote: the soak's are created with its stamp.
+    workspace_id: "soak",
     remotes: [{ runtime_id: "soak", endpoint: runtime.url, token: { file: tokenFile }, probe_interval_ms: 1000 }]
   }))
   const backend = await Proc.start(Proc.BACKEND_BIN, ["--bind", "127.0.0.1:0", "--config", config, "--data-dir", NodePath.join(dir, "backend")], {
-    YOI_BACKEND_TOKEN: BACKEND_TOKEN
-  }, Proc.BACKEND_READY)
+    YOI_BACKEND_TOKEN: BACKEND_TOKEN,
+    YOI_DEBUG_HEAP_FILE: heapFiles.backend
+  }, Proc.BACKEND_READY, 60_000, ["--expose-gc"])
   const direct: Target = { name: "direct", url: runtime.url, token: RUNTIME_TOKEN, workers: "/v1/workers" }
   const proxied: Target = { name: "Backend", url: backend.url, token: BACKEND_TOKEN, workers: "/api/runtimes/soak/workers" }
   await waitUntil(async () => (await call(proxied, "setup", "GET", "/api/runtimes/soak")).json?.status === "online", "the Backend to see the runtime", 20_000)
   const workerIds = Array.from({ length: WORKERS }, (_, i) => `soak-w${i}`)
   for (const id of workerIds) {
-    const r = await call(direct, "setup", "POST", "/v1/workers", { worker_id: id, display_name: id, engine: echo({ chunk_size: 8, delay_ms: 2 }) })
+    const r = await call(direct, "setup", "POST", "/v1/workers", { worker_id: id, display_name: id, metadata: { "yoi.workspace": "soak" }, engine: echo({ chunk_size: 8, delay_ms: 2 }) })
     if (r.status !== 201) fail(`create ${id} answered ${r.status}`)
   }
   await sleep(1_000)
@@ -150,6 +163,7 @@ const main = async () => {
   note(`idle: runtime ${memory[0]!.runtime.toFixed(0)} MiB, ${baseline.runtime} fds; Backend ${memory[0]!.backend.toFixed(0)} MiB, ${baseline.backend} fds`)
 
   const settled: Array<{ runtime: number; backend: number }> = []
+  const heaps: Array<{ runtime: Proc.HeapReading; backend: Proc.HeapReading }> = []
   let events = 0
   let lagged = 0
   const roundMs = LOAD_MS / ROUNDS
@@ -196,6 +210,14 @@ const main = async () => {
       check(last - first <= Math.max(8, 0.1 * peak), `round ${round}: ${proc} memory keeps growing after the load (${first.toFixed(1)} → ${last.toFixed(1)} MiB)`)
     }
     settled.push({ runtime: window.at(-1)!.runtime, backend: window.at(-1)!.backend })
+    const heap = {
+      runtime: await Proc.settledHeap(runtime, heapFiles.runtime),
+      backend: await Proc.settledHeap(backend, heapFiles.backend)
+    }
+    check(heap.runtime.gc && heap.backend.gc, "the servers did not run with --expose-gc: the heap figures are not settled")
+    heaps.push(heap)
+    note(`round ${round} settled after GC: runtime heap ${mib(heap.runtime.heapUsed)} MiB (rss ${mib(heap.runtime.rss)}), ` +
+      `Backend heap ${mib(heap.backend.heapUsed)} MiB (rss ${mib(heap.backend.rss)})`)
   }
   clearInterval(sampler)
 
@@ -222,6 +244,20 @@ const main = async () => {
       const last = settled.at(-1)![proc]
       figures.add(`${proc} settled RSS, round 1 → round ${settled.length}, MiB`, `${first.toFixed(1)} → ${last.toFixed(1)}`)
       check(last <= first * 1.3 + 16, `${proc} settled memory grew from ${first.toFixed(1)} to ${last.toFixed(1)} MiB across rounds`)
+    }
+  }
+
+  heading("settled heap per round (after a forced GC)")
+  for (const proc of ["runtime", "backend"] as const) {
+    figures.add(`${proc} heapUsed per round, MiB`, heaps.map((h) => mib(h[proc].heapUsed)).join(", "))
+    figures.add(`${proc} RSS per round (same moments), MiB`, heaps.map((h) => mib(h[proc].rss)).join(", "))
+    const steady = heaps.slice(2).map((h) => h[proc].heapUsed)
+    if (steady.length >= 2) {
+      const low = Math.min(...steady)
+      const high = Math.max(...steady)
+      const spread = (high / low - 1) * 100
+      figures.add(`${proc} settled heap spread from round 3 on`, `${spread.toFixed(1)} %`)
+      check(spread <= 5, `${proc} settled heap is not flat from round 3 on: ${mib(low)} to ${mib(high)} MiB (${spread.toFixed(1)} %)`)
     }
   }
 

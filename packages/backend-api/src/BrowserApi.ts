@@ -6,6 +6,7 @@ import { AccountGroup, SignInGroup } from "./api/AccountGroup.js"
 import { AuditGroup } from "./api/AuditGroup.js"
 import { EventsGroup } from "./api/EventsGroup.js"
 import { ListingsGroup } from "./api/ListingsGroup.js"
+import { MetricsGroup } from "./api/MetricsGroup.js"
 import { RuntimesGroup } from "./api/RuntimesGroup.js"
 import { SessionGroup } from "./api/SessionGroup.js"
 import { WorkersGroup } from "./api/WorkersGroup.js"
@@ -21,6 +22,7 @@ export class BrowserApi extends HttpApi.make("yoi-backend")
   .add(SessionGroup)
   .add(SignInGroup)
   .add(AccountGroup)
+  .add(MetricsGroup)
   .addError(InvalidInput)
   .addError(Unauthorized)
   .addError(RouteNotFound)

@@ -1,6 +1,6 @@
 import type { LanguageModel, Response } from "@effect/ai"
 import { FetchHttpClient, HttpClient } from "@effect/platform"
-import { type AllocationRegistry, Domain, Engine, InvalidInput } from "@yoi/worker-runtime"
+import { type AllocationRegistry, Domain, Engine, InvalidInput, Metrics } from "@yoi/worker-runtime"
 import { Effect, Layer, Mailbox, Option, Redacted, type Scope, Stream } from "effect"
 import * as ChatCompletions from "./ChatCompletions.js"
 import * as FsTools from "./FsTools.js"
@@ -180,7 +180,10 @@ export const make = (
             retry,
             secret: apiKey === undefined ? undefined : Redacted.value(apiKey),
             usage: provider === "anthropic" ? anthropicUsage : Turn.usageIncludingCached,
-            emit
+            emit: (event) => {
+              if (event._tag === "Retry") Metrics.recordRetry(provider)
+              return emit(event)
+            }
           })
         }).pipe(
           Effect.scoped,

@@ -12,6 +12,7 @@ import {
 } from "./Errors.js"
 import { EventsGroup } from "./EventsGroup.js"
 import { HealthGroup } from "./HealthGroup.js"
+import { MetricsGroup } from "./MetricsGroup.js"
 import { RuntimeGroup } from "./RuntimeGroup.js"
 import { WorkersGroup } from "./WorkersGroup.js"
 
@@ -19,6 +20,7 @@ const Authenticated = HttpApi.make("runtime-api")
   .add(RuntimeGroup)
   .add(WorkersGroup)
   .add(EventsGroup)
+  .add(MetricsGroup)
   .middleware(Authorization)
 
 /**

@@ -4,6 +4,7 @@ export * from "./Authorization.js"
 export * from "./Errors.js"
 export * as EventsGroup from "./EventsGroup.js"
 export * as HealthGroup from "./HealthGroup.js"
+export * as MetricsGroup from "./MetricsGroup.js"
 export * from "./RuntimeClient.js"
 export {
   type EventFollower,

@@ -7,9 +7,11 @@ import { layerSqlite } from "@yoi/worker-runtime/sqlite"
 import { Console, Effect, Layer, Logger, Option, Redacted, Schema } from "effect"
 import * as Auth from "./Auth.js"
 import { isLoopback, options, type ServerConfig, StartupError, token, usage } from "./Config.js"
+import * as DebugHeap from "./DebugHeap.js"
 import * as Flags from "./Flags.js"
 import * as RuntimeServer from "./Server.js"
 import * as Standby from "./Standby.js"
+import * as Tracing from "./Tracing.js"
 
 const MIN_TOKEN_LENGTH = 16
 
@@ -170,6 +172,7 @@ export const layer = (argv: ReadonlyArray<string>): Layer.Layer<never, StartupEr
         host: bound.host,
         port: bound.port,
         auth,
+        tracing: Option.isSome(cfg.otlpEndpoint),
         graceMs: cfg.graceMs,
         events: { heartbeat: cfg.heartbeatMs, maxStreams: cfg.maxEventStreams }
       })
@@ -182,9 +185,15 @@ export const layer = (argv: ReadonlyArray<string>): Layer.Layer<never, StartupEr
         })
       )
     )
+    const tracing = Option.match(cfg.otlpEndpoint, {
+      onNone: () => Layer.empty,
+      onSome: (endpoint) => Tracing.layer({ endpoint, serviceName: "yoi-runtime" })
+    })
     return readyLine(cfg.runtimeId).pipe(
       Layer.provide(server),
       Layer.provide(runtime),
+      Layer.provide(tracing),
+      Layer.provide(DebugHeap.layer),
       Layer.provide(Logger.minimumLogLevel(cfg.logLevel))
     )
   })).pipe(

@@ -2,6 +2,7 @@ import { Options } from "@effect/cli"
 import { Config, Data, Either, type LogLevel, type Option, Redacted } from "effect"
 import * as BindValue from "./Bind.js"
 import * as Flags from "./Flags.js"
+import { parseEndpoint } from "./Tracing.js"
 
 /** Why the binary refused to start; the message is printed as is. */
 export class StartupError extends Data.TaggedError("StartupError")<{ readonly message: string }> {}
@@ -32,6 +33,8 @@ export interface ServerConfig {
   readonly maxEventStreams: number
   /** `--config <file>` (`YOI_RUNTIME_CONFIG`): engine profiles, tools and scope roots. */
   readonly configFile: Option.Option<string>
+  /** `--otlp-endpoint <url>` (`OTEL_EXPORTER_OTLP_ENDPOINT`): where traces go over OTLP/HTTP; off when unset. */
+  readonly otlpEndpoint: Option.Option<string>
 }
 
 export const usage = `Usage: yoi-runtime [flags]
@@ -54,6 +57,7 @@ Serves a Yoi Runtime over HTTP for a Backend (never for browsers directly).
   --max-event-streams <n>  event streams open at once (then 503)    YOI_MAX_EVENT_STREAMS (default 1024)
   --config <file>          engine profiles, tools and scope roots   YOI_RUNTIME_CONFIG (default: echo only, no
                            (JSON; see docs/engines.md)              tools, no scopes)
+  --otlp-endpoint <url>    traces to this OTLP/HTTP collector       OTEL_EXPORTER_OTLP_ENDPOINT
   --completions <shell>    print a bash, zsh or fish completion script
   --help                   print this and exit
 
@@ -133,7 +137,11 @@ export const options: Options.Options<Omit<ServerConfig, "token">> = Options.all
   graceMs: Flags.integer("grace-ms", "YOI_SHUTDOWN_GRACE_MS", 10_000),
   heartbeatMs: Flags.integer("heartbeat-ms", "YOI_EVENTS_HEARTBEAT_MS", 15_000, 1),
   maxEventStreams: Flags.integer("max-event-streams", "YOI_MAX_EVENT_STREAMS", 1024, 1),
-  configFile: Flags.text("config", "YOI_RUNTIME_CONFIG").pipe(Options.optional)
+  configFile: Flags.text("config", "YOI_RUNTIME_CONFIG").pipe(Options.optional),
+  otlpEndpoint: Flags.text("otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT").pipe(
+    Flags.parsed("otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", parseEndpoint),
+    Options.optional
+  )
 })
 
 /** The bearer token from the environment, when `--token-file` is not given. */

@@ -19,6 +19,8 @@ import * as EventsHandlers from "./EventsHandlers.js"
 import * as FastReads from "./FastReads.js"
 import * as HealthHandlers from "./HealthHandlers.js"
 import * as HttpErrors from "./HttpErrors.js"
+import * as HttpMetrics from "./HttpMetrics.js"
+import * as MetricsHandlers from "./MetricsHandlers.js"
 import * as RuntimeHandlers from "./RuntimeHandlers.js"
 import * as Shutdown from "./Shutdown.js"
 import * as Sse from "./Sse.js"
@@ -36,8 +38,9 @@ export interface AppOptions {
    */
   readonly fastReads?: boolean | undefined
   /**
-   * A tracing span per request (the platform's default). Off by default: nothing in the runtime exports traces, and
-   * a span costs as much as the rest of a read. Turn it on when a tracer that exports is provided.
+   * Tracing spans: one per request (the platform's default) and the runtime's own inside it (each command, each
+   * turn). Off by default: nothing exports them unless `Tracing.layer` is provided, and a span costs as much as the
+   * rest of a read. Turn it on with an exporting tracer (`--otlp-endpoint`).
    */
   readonly tracing?: boolean | undefined
   /** Event streams: heartbeat interval and how many may be open at once. Default 15 s and 1024. */
@@ -54,12 +57,17 @@ export interface ListenOptions extends AppOptions {
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
+const routes = HttpMetrics.routeLabeler(RuntimeApi, [["GET", "/openapi.json"], ["GET", "/docs"]])
+
 const serve = (options: AppOptions) =>
   Effect.gen(function*() {
     const app = yield* HttpApiBuilder.httpApp
     const fast = options.fastReads === false ? identity : yield* FastReads.make(options.auth)
-    const served = HttpServer.serve(HttpErrors.guard(fast(app)))
-    return options.tracing === true ? served : HttpMiddleware.withTracerDisabledWhen(served, () => true)
+    const counted = HttpMetrics.count("runtime", routes)
+    const guarded = counted(HttpErrors.guard(fast(app)))
+    if (options.tracing === true) return HttpServer.serve(guarded)
+    // No exporter: neither the request's span nor the runtime's own (`Effect.fn`, a turn's) would go anywhere.
+    return HttpMiddleware.withTracerDisabledWhen(HttpServer.serve(Effect.withTracerEnabled(guarded, false)), () => true)
   }).pipe(
     Layer.unwrapEffect,
     Layer.provide([
@@ -81,6 +89,7 @@ export const layerApi = (options: AppOptions): Layer.Layer<HttpApi.Api, never, R
     HealthHandlers.layer,
     RuntimeHandlers.layer,
     WorkersHandlers.layer,
+    MetricsHandlers.layer,
     EventsHandlers.layerWith({ ...Sse.defaultOptions, ...options.events })
   ).pipe(Layer.provide(Auth.layer(options.auth)))
   const api = HttpApiBuilder.api(RuntimeApi).pipe(Layer.provide(groups))

@@ -5,6 +5,7 @@ import {
   type Domain,
   EventBus,
   type InvalidInput,
+  Metrics,
   Runtime,
   RuntimeUnavailable,
   SseWire,
@@ -116,7 +117,18 @@ export interface BodyOptions {
   readonly control: Control
   /** Named in the open frame's `id`, and the resume cursor of an error frame sent before any item. */
   readonly startCursor?: string | undefined
+  /** The `server` label of the stream metrics (`yoi_sse_*`); default `runtime`. */
+  readonly server?: "runtime" | "backend" | undefined
 }
+
+// The event stream metrics of each server, tagged once (see `Metrics.family`).
+const streamMetrics = (server: string) => ({
+  opened: Metrics.family(Metrics.sseOpened, "server")(server),
+  open: Metrics.family(Metrics.sseOpen, "server")(server),
+  stalls: Metrics.family(Metrics.sseStalled, "server")(server),
+  lagged: Metrics.family(Metrics.sseLagged, "server")(server)
+})
+const metricsOf = { runtime: streamMetrics("runtime"), backend: streamMetrics("backend") }
 
 /**
  * The wire form of a stream of items as a Node `Readable` for `HttpServerResponse.raw`: the open frame, then each
@@ -133,9 +145,15 @@ export const bodyWith = <A, E extends { readonly _tag: string; readonly message:
   items: Stream.Stream<A, E>,
   encode: (items: ReadonlyArray<A>) => string,
   cursorOf: (item: A) => string | undefined,
-  options: BodyOptions
+  options: BodyOptions,
+  /** Whether an item ends the stream because its reader lagged (counted in `yoi_sse_streams_lagged_total`). */
+  isLagged: (item: A) => boolean = () => false
 ): Effect.Effect<Readable, never, Scope.Scope> =>
   Effect.gen(function*() {
+    const metrics = metricsOf[options.server ?? "runtime"]
+    metrics.opened.unsafeUpdate(1, [])
+    metrics.open.unsafeModify(1, [])
+    yield* Effect.addFinalizer(() => Effect.sync(() => metrics.open.unsafeModify(-1, [])))
     const writable = yield* Effect.makeLatch(true)
     // Object mode carries strings through to `ServerResponse.write`, which encodes them straight into the socket:
     // no intermediate Buffer per write (those cost more in GC than the encoding itself).
@@ -148,7 +166,10 @@ export const bodyWith = <A, E extends { readonly _tag: string; readonly message:
     // What the client must resume from if the stream ends now: everything pushed will be delivered first.
     let last = options.startCursor
     const push = (text: string) => {
-      if (!readable.push(text)) writable.unsafeClose()
+      if (!readable.push(text)) {
+        metrics.stalls.unsafeUpdate(1, [])
+        writable.unsafeClose()
+      }
     }
     const end = (error: E | RuntimeUnavailable | undefined) => {
       if (ended) return
@@ -168,6 +189,7 @@ export const bodyWith = <A, E extends { readonly _tag: string; readonly message:
       const batch = Chunk.toReadonlyArray(chunk)
       if (ended || batch.length === 0) return Effect.void
       push(encode(batch))
+      if (isLagged(batch[batch.length - 1]!)) metrics.lagged.unsafeUpdate(1, [])
       for (let i = batch.length - 1; i >= 0; i--) {
         const cursor = cursorOf(batch[i]!)
         if (cursor !== undefined) {
@@ -203,9 +225,10 @@ export const bodyWith = <A, E extends { readonly _tag: string; readonly message:
 export const body = (
   events: Stream.Stream<Domain.RuntimeEvent, RuntimeUnavailable>,
   options: BodyOptions
-): Effect.Effect<Readable, never, Scope.Scope> => bodyWith(events, chunkText, cursorOfEvent, options)
+): Effect.Effect<Readable, never, Scope.Scope> => bodyWith(events, chunkText, cursorOfEvent, options, isLaggedEvent)
 
 const cursorOfEvent = (event: Domain.RuntimeEvent) => event.cursor
+const isLaggedEvent = (event: Domain.RuntimeEvent) => event.kind === "stream.lagged"
 
 /** The response for a body: `text/event-stream`, never cached, never buffered by a proxy. */
 export const response = (

@@ -52,7 +52,10 @@ describe("the runtime's /openapi.json", () => {
       assert.deepStrictEqual(duplicatedIds(doc), [])
       assert.notInclude(JSON.stringify(doc), "HttpApiDecodeError")
       const ops = operations(doc)
-      assert.strictEqual(ops.length, 16)
+      // 16 operations and GET /metrics.
+      assert.strictEqual(ops.length, 17)
+      assert.match(Object.keys(doc.paths["/metrics"].get.responses["200"].content)[0]!, /^text\/plain/)
+      assert.includeMembers(Object.keys(doc.paths["/metrics"].get.responses), ["401"])
       for (const { method, op, path } of ops) {
         assert.isString(op.summary, `${method} ${path} has a summary`)
         assert.includeMembers(Object.keys(op.responses), ["408", "431"], `${method} ${path}`)

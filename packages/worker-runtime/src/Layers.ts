@@ -3,6 +3,7 @@ import * as AllocationRegistry from "./AllocationRegistry.js"
 import * as Engine from "./Engine.js"
 import * as EventLog from "./EventLog.js"
 import * as Ids from "./Ids.js"
+import * as Metrics from "./Metrics.js"
 import * as Profiles from "./Profiles.js"
 import * as Runtime from "./Runtime.js"
 import * as WorkerStore from "./WorkerStore.js"
@@ -84,15 +85,22 @@ export const layerWith = <E, R>(
   storage: Layer.Layer<WorkerStore.WorkerStore | AllocationRegistry.AllocationRegistry, E, R>
 ): Layer.Layer<RuntimeServices, E | WorkerStore.StoreError | Profiles.RuntimeConfigError, R> => {
   const config = configFrom(options)
+  // Every commit timed and every appended event counted (see `Metrics`), for whatever store is given.
+  const timedStorage = Layer.provideMerge(
+    Layer.effect(WorkerStore.WorkerStore, Effect.map(WorkerStore.WorkerStore, Metrics.instrumentStore)),
+    storage
+  )
   const base = Layer.merge(
     Layer.succeed(Runtime.RuntimeConfig, config),
-    Layer.provideMerge(enginesFrom(options), storage)
+    Layer.provideMerge(enginesFrom(options), timedStorage)
   )
-  const log = EventLog.layer({
-    runtimeId: config.runtimeId,
-    backlog: config.eventBacklog,
-    subscriberBuffer: config.subscriberBuffer
-  })
+  const log = Layer.effect(EventLog.EventLog, Effect.map(EventLog.EventLog, Metrics.instrumentEventLog)).pipe(
+    Layer.provide(EventLog.layer({
+      runtimeId: config.runtimeId,
+      backlog: config.eventBacklog,
+      subscriberBuffer: config.subscriberBuffer
+    }))
+  )
   const withLog = Layer.provideMerge(log, base)
   const ids = Layer.succeed(Ids.IdGenerator, options.ids ?? Ids.ulidIds)
   return Layer.provideMerge(Layer.provide(Runtime.layer, ids), withLog)

@@ -1,9 +1,9 @@
 import { Options } from "@effect/cli"
-import { Bind as RuntimeBind, Flags } from "@yoi/runtime-server"
+import { Bind as RuntimeBind, Flags, Tracing } from "@yoi/runtime-server"
 import { Config, Effect, Either, type LogLevel, type Option, type Redacted } from "effect"
 import { BackendConfigError } from "./Config.js"
 
-export const USAGE = `usage: yoi-backend [--bind <host:port>] [--config <file.json>] [--data-dir <dir>]
+export const USAGE = `usage: yoi-backend [--bind <host:port>] [--config <file.json>] [--data-dir <dir>] [--otlp-endpoint <url>]
 
   --bind       where to listen (default 127.0.0.1:8787; port 0 picks a free port)   env YOI_BACKEND_BIND
   --config     the runtimes config file (default: one embedded SQLite runtime)     env YOI_BACKEND_CONFIG
@@ -11,6 +11,8 @@ export const USAGE = `usage: yoi-backend [--bind <host:port>] [--config <file.js
   --database   postgres://… for sessions and audit, shared by replicas          env YOI_BACKEND_DATABASE
                (default: backend.db, SQLite, in the data directory)
   --log-level  all|trace|debug|info|warn|error|off (default info)                 env YOI_LOG_LEVEL
+  --otlp-endpoint <url>   export traces over OTLP/HTTP to <url>/v1/traces (off if unset)
+                          env OTEL_EXPORTER_OTLP_ENDPOINT
   --completions <shell>   print a bash, zsh or fish completion script
 
 A flag wins over its environment variable. The Backend token is YOI_BACKEND_TOKEN; without it one is generated and
@@ -27,6 +29,8 @@ export interface Settings {
   readonly dataDir: string
   readonly database: Option.Option<Redacted.Redacted<string>>
   readonly logLevel: LogLevel.LogLevel
+  /** Where traces go over OTLP/HTTP; none: no tracing at all. */
+  readonly otlpEndpoint: Option.Option<string>
 }
 
 /** `host:port`, `[v6]:port`, or `:port` (all interfaces). */
@@ -49,7 +53,11 @@ export const options: Options.Options<Settings> = Options.all({
     Options.withFallbackConfig(Config.redacted("YOI_BACKEND_DATABASE")),
     Options.optional
   ),
-  logLevel: Flags.logLevel("YOI_LOG_LEVEL")
+  logLevel: Flags.logLevel("YOI_LOG_LEVEL"),
+  otlpEndpoint: Flags.text("otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT").pipe(
+    Flags.parsed("otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", Tracing.parseEndpoint),
+    Options.optional
+  )
 })
 
 export const spec: Flags.Spec<Settings> = {

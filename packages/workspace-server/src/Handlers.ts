@@ -1,12 +1,14 @@
 import { HttpApiBuilder, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Sse } from "@yoi/runtime-server"
+import { Metrics } from "@yoi/worker-runtime"
 import { Duration, Effect, Layer, Stream } from "effect"
 import type { ObservationEnd } from "@yoi/backend-api/Views"
 import { Audit, type AuditService } from "./Audit.js"
 import { BackendToken, Caller, type CallerShape, SESSION_COOKIE, SESSION_TTL_SECONDS, Sessions, tokenMatches } from "./Auth.js"
 import { BrowserApi } from "@yoi/backend-api/BrowserApi"
 import { InvalidInput, PayloadTooLarge, Unauthorized } from "@yoi/backend-api/Errors"
-import { cursorOf as frameCursor, encode as encodeFrames, EventProxy, type FrameStream } from "./EventProxy.js"
+import { cursorOf as frameCursor, encode as encodeFrames, EventProxy, type Frame, type FrameStream } from "./EventProxy.js"
+import * as Relay from "./internal/Relay.js"
 import { RuntimeRegistry } from "./RuntimeRegistry.js"
 
 /** The largest request body the Backend reads (an input may hold a million characters). */
@@ -105,10 +107,30 @@ const sseResponse = (control: Sse.Control, stream: FrameStream, observed: Observ
         })
       )
     )
-    const options = { control, startCursor: stream.start }
-    const readable = yield* Sse.bodyWith(frames, encodeFrames, frameCursor, options)
+    const options = { control, startCursor: stream.start, server: "backend" as const }
+    const readable = yield* Sse.bodyWith(frames, encodeFrames, frameCursor, options, isLaggedFrame)
     return Sse.response(readable, { "cache-control": "no-cache, no-store" })
   })
+
+const isLaggedFrame = (frame: Frame) => frame._tag === "Event" && frame.event === "stream.lagged"
+
+/**
+ * A remote runtime's answer that is exactly the Backend's view (see `Relay`) goes out as the runtime's own bytes.
+ * `HttpApiBuilder` sends a handler's `HttpServerResponse` as it is instead of encoding it, so the value's declared
+ * type is kept for every other case, which is encoded by the endpoint's schema as usual.
+ */
+const relayed = <A>(value: A): A => {
+  const text = Relay.textOf(value)
+  return text === undefined ? value : HttpServerResponse.text(text, { contentType: "application/json" }) as unknown as A
+}
+
+/** For raw handlers: the relayed text, or the value as JSON. */
+const respond = (value: object, status: number) => {
+  const text = Relay.textOf(value)
+  return text === undefined
+    ? Effect.orDie(HttpServerResponse.json(value, { status }))
+    : Effect.succeed(HttpServerResponse.text(text, { status, contentType: "application/json" }))
+}
 
 const cursorOf = (headers: { readonly "last-event-id"?: string | undefined }, urlCursor: string | undefined) =>
   headers["last-event-id"] ?? urlCursor
@@ -132,42 +154,51 @@ export const layerWorkers = HttpApiBuilder.group(BrowserApi, "workers", (handler
         Effect.gen(function*() {
           const caller = yield* Caller
           const limit = yield* parseLimit(urlParams.limit)
-          return yield* registry.listWorkers(caller, path.runtime_id, {
-            status: urlParams.status,
-            limit,
-            page_token: urlParams.page_token
-          })
+          return relayed(
+            yield* registry.listWorkers(caller, path.runtime_id, {
+              status: urlParams.status,
+              limit,
+              page_token: urlParams.page_token
+            })
+          )
         }))
       .handleRaw("create", ({ path, request }) =>
         Effect.gen(function*() {
           const caller = yield* Caller
           const result = yield* registry.createWorker(caller, path.runtime_id, readJson(request))
-          return yield* HttpServerResponse.json(result, { status: result.created ? 201 : 200 }).pipe(Effect.orDie)
+          return yield* respond(result, result.created ? 201 : 200)
         }))
       .handle("get", ({ path }) =>
-        Effect.flatMap(Caller, (caller) => registry.getWorker(caller, path.runtime_id, path.worker_id)))
+        Effect.flatMap(Caller, (caller) =>
+          Effect.map(registry.getWorker(caller, path.runtime_id, path.worker_id), relayed)))
       .handleRaw("input", ({ path, request }) =>
         Effect.gen(function*() {
           const caller = yield* Caller
           const accepted = yield* registry.sendInput(caller, path.runtime_id, path.worker_id, readJson(request))
-          return yield* HttpServerResponse.json(accepted, { status: 202 }).pipe(Effect.orDie)
+          return yield* respond(accepted, 202)
         }))
       .handle("cancel", ({ path }) =>
-        Effect.flatMap(Caller, (caller) => registry.cancel(caller, path.runtime_id, path.worker_id)))
+        Effect.flatMap(Caller, (caller) =>
+          Effect.map(registry.cancel(caller, path.runtime_id, path.worker_id), relayed)))
       .handle("stop", ({ path }) =>
-        Effect.flatMap(Caller, (caller) => registry.stop(caller, path.runtime_id, path.worker_id)))
+        Effect.flatMap(Caller, (caller) =>
+          Effect.map(registry.stop(caller, path.runtime_id, path.worker_id), relayed)))
       .handle("restore", ({ path }) =>
-        Effect.flatMap(Caller, (caller) => registry.restore(caller, path.runtime_id, path.worker_id)))
+        Effect.flatMap(Caller, (caller) =>
+          Effect.map(registry.restore(caller, path.runtime_id, path.worker_id), relayed)))
       .handle("delete", ({ path }) =>
-        Effect.flatMap(Caller, (caller) => registry.delete(caller, path.runtime_id, path.worker_id)))
+        Effect.flatMap(Caller, (caller) =>
+          Effect.map(registry.delete(caller, path.runtime_id, path.worker_id), relayed)))
       .handle("transcript", ({ path, urlParams }) =>
         Effect.gen(function*() {
           const caller = yield* Caller
           const limit = yield* parseLimit(urlParams.limit)
-          return yield* registry.transcript(caller, path.runtime_id, path.worker_id, {
-            limit,
-            page_token: urlParams.page_token
-          })
+          return relayed(
+            yield* registry.transcript(caller, path.runtime_id, path.worker_id, {
+              limit,
+              page_token: urlParams.page_token
+            })
+          )
         }))
       .handle("events", ({ headers, path, urlParams }) =>
         Effect.gen(function*() {
@@ -313,9 +344,35 @@ export const layerAccount = HttpApiBuilder.group(BrowserApi, "account", (handler
         }))
   }))
 
+const workerGauge = Metrics.family(Metrics.workers, "runtime_id", "status")
+const statusGauge = Metrics.family(Metrics.remoteStatus, "runtime_id", "status")
+
+/**
+ * Sets the per-runtime gauges from what each handle knows without waiting (a remote's last probe, the embedded
+ * runtime's counts), then renders every metric of the process: the embedded runtime's are in the same registry.
+ */
+export const layerMetrics = HttpApiBuilder.group(BrowserApi, "metrics", (handlers) =>
+  Effect.gen(function*() {
+    const registry = yield* RuntimeRegistry
+    const record = Effect.flatMap(Caller, (caller) =>
+      Effect.forEach(registry.handles(caller), (handle) =>
+        Effect.map(handle.describe, (view) => {
+          for (const status of ["online", "degraded", "offline"] as const) {
+            statusGauge(view.runtime_id, status).unsafeUpdate(view.status === status ? 1 : 0, [])
+          }
+          if (view.counts !== undefined) {
+            for (const status of ["idle", "running", "stopped"] as const) {
+              workerGauge(view.runtime_id, status).unsafeUpdate(view.counts[status], [])
+            }
+          }
+        }), { discard: true }))
+    return handlers.handle("scrape", () => Effect.zipRight(record, Metrics.prometheus))
+  }))
+
 /** Every group's handlers; needs the registry, the event proxy, audit, the Backend token and sessions. */
 export const layer = (options: SseOptions) =>
   Layer.mergeAll(
+    layerMetrics,
     layerRuntimes,
     layerWorkers,
     layerEvents,

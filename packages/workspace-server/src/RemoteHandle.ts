@@ -1,12 +1,13 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { EventsGroup, RuntimeClient, RuntimeEvents } from "@yoi/runtime-api"
-import { type Domain, Ids, Runtime, SseWire } from "@yoi/worker-runtime"
-import { Deferred, Duration, Effect, Option, Redacted, Schedule, Schema, type Scope, Stream } from "effect"
+import { type Domain, Ids, Metrics, Runtime, SseWire } from "@yoi/worker-runtime"
+import { Deferred, Duration, Effect, Either, Option, Redacted, Schedule, Schema, type Scope, Stream } from "effect"
 import * as Errors from "@yoi/backend-api/Errors"
+import * as Views from "@yoi/backend-api/Views"
 import * as Hub from "./internal/Hub.js"
+import * as Relay from "./internal/Relay.js"
 import { mapRuntimeError } from "./internal/upstream.js"
 import type { HandleDescription, RuntimeHandle, SubscribeQuery } from "./RuntimeHandle.js"
-import type * as Views from "@yoi/backend-api/Views"
 
 export interface RemoteOptions {
   readonly runtimeId: string
@@ -41,15 +42,65 @@ interface Health {
   readonly summary: Domain.RuntimeSummary | undefined
 }
 
+const proxyLatency = Metrics.family(Metrics.proxyLatency, "runtime_id", "outcome")
+
 const isStatus = Schema.is(Schema.Literal("idle", "running", "stopped"))
 const isWorkerId = Schema.is(Ids.WorkerId)
 
 const ErrorBody = Schema.Struct({ _tag: Schema.String, message: Schema.String })
 const decodeErrorBody = Schema.decodeUnknownOption(Schema.parseJson(ErrorBody))
 
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+/** What a runtime answered instead of a success, kept apart from the Backend's own transport failures. */
+class Answered {
+  readonly _tag = "Answered"
+  constructor(readonly body: { readonly _tag: string }) {}
+}
+
+const isTagged = (body: unknown): body is { readonly _tag: string } =>
+  typeof body === "object" && body !== null && typeof (body as { _tag?: unknown })._tag === "string"
+
+/** How the answer of one route is checked, decoded when it is not exact, and rebased onto the runtime's id. */
+interface RelayView<A> {
+  readonly exact: (u: unknown) => boolean
+  readonly ownedBy: (a: unknown, runtimeId: string) => boolean
+  readonly decode: (u: unknown) => Either.Either<A, unknown>
+  readonly rebase: (a: A, fix: <W extends Domain.Worker>(w: W) => W) => A
+}
+
+const relayView = <A, I>(
+  schema: Schema.Schema<A, I>,
+  workersOf: (a: A) => ReadonlyArray<Domain.Worker>,
+  rebase: RelayView<A>["rebase"]
+): RelayView<A> => ({
+  exact: Schema.is(schema, { onExcessProperty: "error" }) as (u: unknown) => boolean,
+  ownedBy: (a, runtimeId) => workersOf(a as A).every((w) => w.runtime_id === runtimeId),
+  decode: Schema.decodeUnknownEither(schema),
+  rebase
+})
+
+const views = {
+  worker: relayView(Views.WorkerView, (w) => [w], (w, fix) => fix(w)),
+  page: relayView(Views.WorkerPage, (p) => p.items, (p, fix) => ({ ...p, items: p.items.map(fix) })),
+  created: relayView(Views.CreateResult, (r) => [r.worker], (r, fix) => ({ ...r, worker: fix(r.worker) })),
+  accepted: relayView(Views.InputAccepted, (r) => [r.worker], (r, fix) => ({ ...r, worker: fix(r.worker) })),
+  cancelled: relayView(Views.CancelResult, (r) => [r.worker], (r, fix) => ({ ...r, worker: fix(r.worker) })),
+  deleted: relayView(Views.DeleteResult, () => [], (r) => r),
+  transcript: relayView(Views.TranscriptPage, () => [], (r) => r)
+}
+
 /**
- * A runtime in another process, reached with the client derived from `RuntimeApi` and the SSE client. The
- * endpoint and token live only here: every answer is rebuilt as the Backend's own typed error or view. `/readyz`
+ * A runtime in another process. Commands and reads are relayed over the provided `HttpClient` (undici: keep-alive
+ * connections pooled per remote), probes go through the client derived from `RuntimeApi`, events through the SSE
+ * client. The endpoint and token live only here: every error is rebuilt as the Backend's own, and a success is
+ * either exactly the Backend's view (then passed on as is) or decoded and rebuilt as one. `/readyz`
  * is probed in the background so that listing never waits on a remote; events come from one upstream subscription
  * (reconnecting with backoff and jitter, resuming from its cursor) that fans out to browsers through a hub.
  */
@@ -91,6 +142,8 @@ export const make = (
     /** Completed when the handle switches endpoints, so that the upstream subscription moves with it. */
     let switched = yield* Deferred.make<void>()
     const http = HttpClient.mapRequest(yield* HttpClient.HttpClient, HttpClientRequest.bearerToken(token))
+    const proxyOk = proxyLatency(runtimeId, "ok")
+    const proxyFailed = proxyLatency(runtimeId, "error")
     const subscriberBuffer = options.subscriberBuffer ?? 1_024
     const hub = yield* Hub.make({ runtimeId, backlog: options.backlog ?? 10_000, subscriberBuffer })
 
@@ -155,7 +208,8 @@ export const make = (
      */
     const call = <A, E extends { readonly _tag: string }>(
       effect: Effect.Effect<A, E>,
-      workerId?: string
+      workerId?: string,
+      onError: (e: E | Errors.UpstreamTimeout) => Errors.HandleError = mapError(workerId)
     ): Effect.Effect<A, Errors.HandleError> =>
       Effect.suspend(() => {
         if (workerId !== undefined && !isWorkerId(workerId)) {
@@ -167,7 +221,15 @@ export const make = (
         if (health.probed && health.status === "offline") {
           return Effect.zipRight(kickProbe, Effect.fail(unreachable()))
         }
-        return withTimeout(effect).pipe(Effect.mapError(mapError(workerId)))
+        const start = performance.now()
+        return withTimeout(effect).pipe(
+          Effect.mapError(onError),
+          Effect.onExit((exit) =>
+            Effect.sync(() =>
+              (exit._tag === "Success" ? proxyOk : proxyFailed).unsafeUpdate((performance.now() - start) / 1000, [])
+            )
+          )
+        )
       })
 
     const fixWorker = <W extends Domain.Worker>(w: W): W =>
@@ -177,6 +239,57 @@ export const make = (
 
     const fixEvent = (e: Domain.RuntimeEvent): Domain.RuntimeEvent =>
       e.runtime_id === runtimeId ? e : { ...e, runtime_id: runtimeId }
+
+    // --- relayed calls -------------------------------------------------------------------------------------------
+
+    /**
+     * A failure of a relayed call: an error the runtime answered with is mapped by its body's `_tag`, which may never
+     * pose as one of the Backend's own transport failures; those (and the timeout) are mapped as they are.
+     */
+    const mapRelayed = (workerId: string | undefined) => (e: { readonly _tag: string }): Errors.HandleError => {
+      if (!(e instanceof Answered)) return mapError(workerId)(e)
+      const body = e.body
+      return body._tag === "UpstreamTimeout" || body._tag === "RequestError" || body._tag === "ResponseError"
+        ? mapError(workerId)({ _tag: "ParseError" })
+        : mapError(workerId)(body)
+    }
+
+    /**
+     * One command or query relayed over the pooled keep-alive client, without the derived client's decode step: a
+     * 2xx body that is exactly the Backend's view (checked, no excess property, this runtime's id) keeps its text
+     * and is sent on unchanged (see `Relay`); a looser one is decoded and re-encoded as before; any other answer is
+     * mapped by its `_tag` and scrubbed like every runtime error.
+     */
+    const relay = <A extends object>(
+      view: RelayView<A>,
+      request: HttpClientRequest.HttpClientRequest,
+      workerId?: string
+    ): Effect.Effect<A, Errors.HandleError> =>
+      call(
+        Effect.scoped(Effect.flatMap(http.execute(request), (response) =>
+          Effect.flatMap(response.text, (text) => {
+            const body = parseJson(text)
+            if (response.status >= 200 && response.status < 300) {
+              if (body !== undefined && view.exact(body) && view.ownedBy(body, runtimeId)) {
+                return Effect.succeed(Relay.attach(body as A, text))
+              }
+              return Either.match(view.decode(body), {
+                onLeft: () => Effect.fail(new Answered({ _tag: "ParseError" })),
+                onRight: (decoded) => Effect.succeed(view.rebase(decoded, fixWorker))
+              })
+            }
+            return Effect.fail(new Answered(isTagged(body) ? body : { _tag: "ParseError" }))
+          }))),
+        workerId,
+        mapRelayed(workerId)
+      )
+
+    const workerPath = (workerId: string, suffix = "") =>
+      `${current().baseUrl}/v1/workers/${encodeURIComponent(workerId)}${suffix}`
+    const post = (url: string, body?: unknown) =>
+      body === undefined
+        ? HttpClientRequest.post(url)
+        : HttpClientRequest.post(url).pipe(HttpClientRequest.bodyUnsafeJson(body))
 
     // --- health ------------------------------------------------------------------------------------------------
 
@@ -389,47 +502,31 @@ export const make = (
       listWorkers: (query) =>
         query.status !== undefined && !isStatus(query.status)
           ? Effect.fail(new Errors.InvalidInput({ field: "status", message: "status must be one of idle, running, stopped" }))
-          : Effect.map(
-            call(current().client.workers.list({
-              urlParams: {
-                ...(query.status === undefined ? {} : { status: query.status as Domain.WorkerStatus }),
-                ...(query.workspace === undefined ? {} : { workspace: query.workspace }),
-                ...(query.limit === undefined ? {} : { limit: query.limit }),
-                ...(query.page_token === undefined ? {} : { page_token: query.page_token })
-              }
-            })),
-            (page) => ({ ...page, items: page.items.map(fixWorker) })
+          : relay(
+            views.page,
+            HttpClientRequest.get(`${current().baseUrl}/v1/workers`).pipe(HttpClientRequest.setUrlParams({
+              ...(query.status === undefined ? {} : { status: query.status }),
+              ...(query.workspace === undefined ? {} : { workspace: query.workspace }),
+              ...(query.limit === undefined ? {} : { limit: String(query.limit) }),
+              ...(query.page_token === undefined ? {} : { page_token: query.page_token })
+            }))
           ),
-      getWorker: (workerId) =>
-        Effect.map(call(current().client.workers.get({ path: { worker_id: workerId } }), workerId), fixWorker),
-      createWorker: (spec) =>
-        Effect.map(call(current().client.workers.create({ payload: spec }), spec.worker_id), (r) => ({
-          worker: fixWorker(r.worker),
-          created: r.created
-        })),
-      sendInput: (workerId, input) =>
-        Effect.map(
-          call(current().client.workers.input({ path: { worker_id: workerId }, payload: input }), workerId),
-          (r) => ({ ...r, worker: fixWorker(r.worker) })
-        ),
-      cancel: (workerId) =>
-        Effect.map(
-          call(current().client.workers.cancel({ path: { worker_id: workerId } }), workerId),
-          (r) => ({ ...r, worker: fixWorker(r.worker) })
-        ),
-      stop: (workerId) =>
-        Effect.map(call(current().client.workers.stop({ path: { worker_id: workerId } }), workerId), fixWorker),
-      restore: (workerId) =>
-        Effect.map(call(current().client.workers.restore({ path: { worker_id: workerId } }), workerId), fixWorker),
-      delete: (workerId) => call(current().client.workers.delete({ path: { worker_id: workerId } }), workerId),
+      getWorker: (workerId) => relay(views.worker, HttpClientRequest.get(workerPath(workerId)), workerId),
+      createWorker: (spec) => relay(views.created, post(`${current().baseUrl}/v1/workers`, spec), spec.worker_id),
+      sendInput: (workerId, input) => relay(views.accepted, post(workerPath(workerId, "/input"), input), workerId),
+      cancel: (workerId) => relay(views.cancelled, post(workerPath(workerId, "/cancel")), workerId),
+      stop: (workerId) => relay(views.worker, post(workerPath(workerId, "/stop")), workerId),
+      restore: (workerId) => relay(views.worker, post(workerPath(workerId, "/restore")), workerId),
+      delete: (workerId) => relay(views.deleted, HttpClientRequest.del(workerPath(workerId)), workerId),
       transcript: (workerId, query) =>
-        call(current().client.workers.transcript({
-          path: { worker_id: workerId },
-          urlParams: {
-            ...(query.limit === undefined ? {} : { limit: query.limit }),
+        relay(
+          views.transcript,
+          HttpClientRequest.get(workerPath(workerId, "/transcript")).pipe(HttpClientRequest.setUrlParams({
+            ...(query.limit === undefined ? {} : { limit: String(query.limit) }),
             ...(query.page_token === undefined ? {} : { page_token: query.page_token })
-          }
-        }), workerId),
+          })),
+          workerId
+        ),
       subscribe,
       headCursor: Effect.sync(() => hub.head())
     }

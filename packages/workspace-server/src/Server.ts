@@ -9,7 +9,7 @@ import {
   HttpServerRequest,
   HttpServerResponse
 } from "@effect/platform"
-import { HttpErrors } from "@yoi/runtime-server"
+import { HttpErrors, HttpMetrics } from "@yoi/runtime-server"
 import { Duration, Effect, Layer, Option } from "effect"
 import * as NodeCrypto from "node:crypto"
 import type { Audit } from "./Audit.js"
@@ -72,6 +72,9 @@ const guardLayer = (maxBodyBytes: number) => {
     }))
 }
 
+/** Every answer counted by route template; console pages and other paths no API route has are `unmatched`. */
+const counted = HttpMetrics.count("backend", HttpMetrics.routeLabeler(BrowserApi, [["GET", "/openapi.json"]]))
+
 /** The outermost guard: whatever still escapes is logged with its cause and answered as a typed 500. */
 const guard = HttpErrors.guardWith(HttpServerResponse.unsafeJson(
   {
@@ -109,12 +112,12 @@ export const layer = (
     consoleDir === false ? Effect.succeedNone : ConsoleAssets.load(consoleDir)
   ]).pipe(
     Effect.map(([app, assets]) =>
-      HttpServer.serve(guard(Option.match(assets, {
+      HttpServer.serve(counted(guard(Option.match(assets, {
         onNone: () => app,
         onSome: (console) =>
           Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
             Option.match(ConsoleAssets.respond(console, request), { onNone: () => app, onSome: Effect.succeed }))
-      })))),
+      }))))),
     Layer.unwrapEffect,
     // `/openapi.json` holds no data (the API's shape only), so like `/healthz` it needs no token.
     Layer.provide([guardLayer(maxBodyBytes), HttpApiBuilder.middlewareOpenApi()]),

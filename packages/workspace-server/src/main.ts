@@ -1,6 +1,6 @@
 import { FileSystem, HttpServer } from "@effect/platform"
 import { NodeContext, NodeHttpClient, NodeHttpServer, NodeRuntime } from "@effect/platform-node"
-import { HttpErrors } from "@yoi/runtime-server"
+import { DebugHeap, HttpErrors, Tracing } from "@yoi/runtime-server"
 import { Cause, Console, Effect, Layer, Logger, Option, Redacted } from "effect"
 import * as NodePath from "node:path"
 import { BackendToken } from "./Auth.js"
@@ -59,12 +59,20 @@ const backend = (settings: Cli.Settings) => Effect.gen(function*() {
   const config = yield* BackendConfig.load(Option.getOrUndefined(settings.config), dataDir)
   const database = yield* resolveDatabase(settings, config, dataDir)
   yield* Effect.logInfo(`Backend database: ${Store.describe(database)}`)
+  const tracing = Option.match(settings.otlpEndpoint, {
+    // No span exporter: spans (one per request served and per call to a runtime, plus trace headers the runtime then
+    // parses) would be pure overhead, about half the proxy's throughput.
+    onNone: () => Layer.setTracerEnabled(false),
+    onSome: (endpoint) => Tracing.layer({ endpoint, serviceName: "yoi-backend" })
+  })
   // The ready line comes only after every runtime, the audit store and the server are up.
   return logOnShutdown("draining").pipe(
     Layer.provideMerge(announce),
     Layer.provideMerge(Backend.layer({ config, database })),
     Layer.provideMerge(BackendToken.layerDataDir(dataDir)),
     Layer.provide(NodeHttpServer.layer(HttpErrors.createServer, { host: bind.host, port: bind.port })),
+    Layer.provide(tracing),
+    Layer.provide(DebugHeap.layer),
     Layer.provide(logOnShutdown("drained"))
   )
 }).pipe(Layer.unwrapEffect)
@@ -76,9 +84,6 @@ Cli.parse(process.argv.slice(2)).pipe(
       : Layer.launch(backend(parsed.value)).pipe(Logger.withMinimumLogLevel(parsed.value.logLevel))
   ),
   Effect.provide(Layer.mergeAll(NodeContext.layer, NodeHttpClient.layerUndici)),
-  // No span exporter is configured: spans (one per request served and per call to a runtime, plus trace headers the
-  // runtime then parses) would be pure overhead, about half the proxy's throughput.
-  Effect.withTracerEnabled(false),
   // A failure (bad flag, bad config, a store that cannot open) is one readable line; a defect is logged with its cause.
   Effect.tapErrorCause((cause) =>
     Option.match(Cause.failureOption(cause), {

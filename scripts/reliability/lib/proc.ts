@@ -29,11 +29,12 @@ export const start = (
   args: ReadonlyArray<string>,
   env: Record<string, string>,
   ready: RegExp,
-  timeoutMs = 60_000
+  timeoutMs = 60_000,
+  nodeArgs: ReadonlyArray<string> = []
 ): Promise<Child> =>
   new Promise((resolve, reject) => {
     const started = performance.now()
-    const child = spawn(process.execPath, [bin, ...args], {
+    const child = spawn(process.execPath, [...nodeArgs, bin, ...args], {
       env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
       stdio: ["ignore", "pipe", "pipe"]
     })
@@ -93,9 +94,47 @@ export interface RuntimeOptions {
   readonly tokenFile: string
   readonly port?: number | undefined
   readonly extra?: ReadonlyArray<string> | undefined
+  readonly env?: Record<string, string> | undefined
+  /** Options for `node` itself, before the binary (`--expose-gc`). */
+  readonly nodeArgs?: ReadonlyArray<string> | undefined
 }
 
-export const startRuntime = (options: RuntimeOptions) => start(RUNTIME_BIN, runtimeArgs(options), {}, RUNTIME_READY)
+export const startRuntime = (options: RuntimeOptions) =>
+  start(RUNTIME_BIN, runtimeArgs(options), options.env ?? {}, RUNTIME_READY, 60_000, options.nodeArgs ?? [])
+
+/** What `process.memoryUsage()` said in the child after a forced GC (see the servers' `DebugHeap` hook). */
+export interface HeapReading {
+  readonly rss: number
+  readonly heapUsed: number
+  readonly heapTotal: number
+  readonly external: number
+  readonly arrayBuffers: number
+  readonly gc: boolean
+  readonly at: number
+}
+
+/**
+ * Asks a child started with `--expose-gc` and `YOI_DEBUG_HEAP_FILE=<file>` to collect garbage and report its memory
+ * (SIGUSR2), and waits for the report.
+ */
+export const settledHeap = async (child: Child, file: string, timeoutMs = 10_000): Promise<HeapReading> => {
+  const read = (): HeapReading | undefined => {
+    try {
+      return JSON.parse(NodeFs.readFileSync(file, "utf8")) as HeapReading
+    } catch {
+      return undefined
+    }
+  }
+  const before = read()?.at ?? 0
+  const asked = Date.now()
+  process.kill(child.pid, "SIGUSR2")
+  for (;;) {
+    const reading = read()
+    if (reading !== undefined && reading.at > before) return reading
+    if (Date.now() - asked > timeoutMs) throw new Error(`no heap report from pid ${child.pid} in ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
 
 /** Starts `yoi-runtime` and SIGKILLs it after `ms`, whether or not it got ready (a crash during recovery). */
 export const killDuringStart = (options: RuntimeOptions, ms: number): Promise<{ readonly wasReady: boolean }> =>

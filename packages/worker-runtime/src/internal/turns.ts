@@ -12,6 +12,7 @@ import { type EngineEvent, EngineError, type TurnContext } from "../Engine.js"
 import { RuntimeUnavailable, WorkerBusy, WorkerStopped } from "../Errors.js"
 import { type EventDraft, EventLog } from "../EventLog.js"
 import { IdGenerator, type TurnId } from "../Ids.js"
+import * as Metrics from "../Metrics.js"
 import type { RuntimeConfigShape } from "../Runtime.js"
 import { WorkerStore } from "../WorkerStore.js"
 import type { Admission } from "./admission.js"
@@ -287,6 +288,7 @@ export const make = (options: {
       })
       return events.pipe(
         Stream.runForEachChunk((chunk) => onEngineChunk(state, turn, chunk, finish)),
+        Metrics.trackTurn(spec.provider, turn.usage),
         // A crashing engine ends the turn as failed instead of leaving the worker running forever.
         Effect.catchAllDefect((defect) =>
           Effect.zipRight(
@@ -301,7 +303,10 @@ export const make = (options: {
               : { _tag: e._tag, message: e.message })
         }),
         Effect.catchAllCause((cause) => Effect.logError("turn could not be recorded", cause)),
-        Effect.annotateLogs({ worker_id: record.worker_id, turn_id: turn.turnId })
+        Effect.annotateLogs({ worker_id: record.worker_id, turn_id: turn.turnId }),
+        Effect.withSpan("Runtime.turn", {
+          attributes: { worker_id: record.worker_id, turn_id: turn.turnId, provider: spec.provider }
+        })
       )
     }
 

@@ -1,5 +1,7 @@
-// Web Crypto (a global in Node 20+ and every browser), so the ids module bundles for a browser.
-const randomBytes = (n: number): Uint8Array => globalThis.crypto.getRandomValues(new Uint8Array(n))
+// Web Crypto (a global in Node 20+ and every browser), so the ids module bundles for a browser. Random bytes are
+// drawn a page at a time: one `getRandomValues` call costs about as much as filling the whole page.
+const pool = new Uint8Array(4096)
+let offset = pool.length
 
 const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
@@ -16,7 +18,16 @@ const encodeTime = (time: number): string => {
   return out
 }
 
-const freshRandom = (): Array<number> => Array.from(randomBytes(16), (b) => b % 32)
+const freshRandom = (): Array<number> => {
+  if (offset + 16 > pool.length) {
+    globalThis.crypto.getRandomValues(pool)
+    offset = 0
+  }
+  const out = new Array<number>(16)
+  for (let i = 0; i < 16; i++) out[i] = pool[offset + i]! % 32
+  offset += 16
+  return out
+}
 
 const increment = (digits: Array<number>): Array<number> => {
   const next = digits.slice()
