@@ -104,6 +104,7 @@ const runtimeLayer = (
       runtimeId: cfg.runtimeId,
       kind: "process" as const,
       policy,
+      bookmarkIntervalMs: cfg.bookmarkMs,
       engineLayer: LlmEngines.layerFetch(),
       ...(Option.isSome(cfg.displayName) ? { displayName: cfg.displayName.value } : {})
     }
@@ -154,7 +155,7 @@ export const layer = (argv: ReadonlyArray<string>): Layer.Layer<never, StartupEr
       port: cfg.bind.port,
       auth,
       graceMs: cfg.graceMs,
-      events: { heartbeat: cfg.heartbeatMs, maxStreams: cfg.maxEventStreams }
+      events: { heartbeat: cfg.heartbeatMs, maxStreams: cfg.maxEventStreams, stallTimeout: cfg.stallTimeoutMs }
     }).pipe(
       Layer.mapError((e) =>
         new StartupError({

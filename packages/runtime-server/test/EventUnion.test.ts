@@ -63,7 +63,9 @@ const samples: { readonly [K in Domain.EventKind]: Domain.EventOf<K>["data"] } =
   "transcript.appended": { entry },
   "runtime.diagnostic": { id: 7, severity: "warning", code: "allocation_not_restored", message: "m", worker_id: workerId },
   "stream.lagged": { resume_cursor: "c1.x", message: "behind" },
-  "stream.error": { _tag: "RuntimeUnavailable", message: "the store failed", resume_cursor: "c1.y" }
+  "stream.error": { _tag: "RuntimeUnavailable", message: "the store failed", resume_cursor: "c1.y" },
+  "stream.live": { replayed: 3 },
+  "stream.bookmark": { resume_cursor: "c1.z" }
 }
 
 const draft = <K extends Domain.EventKind>(kind: K): EventLog.EventDraft =>

@@ -12,6 +12,8 @@ export interface RuntimeOptions {
   readonly displayName?: string | undefined
   readonly eventBacklog?: number | undefined
   readonly subscriberBuffer?: number | undefined
+  /** How often a filtered event stream gets a `stream.bookmark` when its position moved. Default 30,000 ms. */
+  readonly bookmarkIntervalMs?: number | undefined
   readonly historyLimit?: number | undefined
   /** Engines to offer; `echo` is always added unless one with that provider name is given. */
   readonly engines?: ReadonlyArray<Engine.Engine> | undefined
@@ -50,6 +52,7 @@ export const configFrom = (options: RuntimeOptions): Runtime.RuntimeConfigShape 
     displayName: options.displayName ?? options.runtimeId ?? base.displayName,
     eventBacklog: options.eventBacklog ?? base.eventBacklog,
     subscriberBuffer: options.subscriberBuffer ?? base.subscriberBuffer,
+    bookmarkIntervalMs: options.bookmarkIntervalMs ?? base.bookmarkIntervalMs,
     historyLimit: options.historyLimit ?? base.historyLimit,
     kind: options.kind ?? base.kind,
     engines: options.policy?.engines,
@@ -91,7 +94,8 @@ export const layerWith = <E, R>(
   const log = EventLog.layer({
     runtimeId: config.runtimeId,
     backlog: config.eventBacklog,
-    subscriberBuffer: config.subscriberBuffer
+    subscriberBuffer: config.subscriberBuffer,
+    bookmarkInterval: config.bookmarkIntervalMs
   })
   const withLog = Layer.provideMerge(log, base)
   const ids = Layer.succeed(Ids.IdGenerator, options.ids ?? Ids.ulidIds)
