@@ -15,7 +15,10 @@ export interface RawStream {
   /** Everything received so far, as text. */
   readonly text: () => string
   readonly items: () => ReadonlyArray<SseWire.SseItem>
+  /** The events, without the position marks (`stream.live`, `stream.bookmark`). */
   readonly events: () => ReadonlyArray<Domain.RuntimeEvent>
+  /** Every event, position marks included. */
+  readonly all: () => ReadonlyArray<Domain.RuntimeEvent>
   readonly ended: () => boolean
   /** Waits (up to 20 s) until `predicate` holds; fails the test otherwise. */
   readonly waitFor: (predicate: () => boolean, what: string) => Effect.Effect<void>
@@ -24,6 +27,9 @@ export interface RawStream {
   /** Cuts the connection as a crashing client would. */
   readonly destroy: Effect.Effect<void>
 }
+
+/** A position mark: the end of a replay or a bookmark, not an event of the log. */
+export const isMark = (event: Domain.RuntimeEvent) => event.kind === "stream.live" || event.kind === "stream.bookmark"
 
 export const port = Effect.map(HttpServer.HttpServer, (server) =>
   server.address._tag === "TcpAddress" ? server.address.port : 0)
@@ -51,6 +57,7 @@ export const connect = (
     const parser = new SseWire.SseParser()
     const items: Array<SseWire.SseItem> = []
     const events: Array<Domain.RuntimeEvent> = []
+    const all: Array<Domain.RuntimeEvent> = []
     res.setEncoding("utf8")
     res.on("data", (chunk: string) => {
       text += chunk
@@ -59,7 +66,9 @@ export const connect = (
         items.push(item)
         // A `stream.error` frame's data is the error alone, not an envelope; it stays in `items`.
         if (item._tag === "Event" && item.event !== "stream.error" && res.statusCode === 200) {
-          events.push(decodeEvent(item.data))
+          const event = decodeEvent(item.data)
+          all.push(event)
+          if (!isMark(event)) events.push(event)
         }
       }
       signal.unsafeOffer(undefined)
@@ -87,6 +96,7 @@ export const connect = (
       text: () => text,
       items: () => items,
       events: () => events,
+      all: () => all,
       ended: () => ended,
       waitFor,
       pause: Effect.sync(() => void res.pause()),
