@@ -1,10 +1,10 @@
 import { testPolicy } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
-import { Cursor, type Domain, EventLog, layerMemory, Runtime, type RuntimeOptions } from "@yoi/worker-runtime"
+import { Cursor, EventLog, layerMemory, Runtime, type RuntimeOptions } from "@yoi/worker-runtime"
 import { Chunk, Effect, Fiber, Layer, Redacted, Stream } from "effect"
 import { Auth, RuntimeServer } from "../src/index.js"
 import type * as Sse from "../src/Sse.js"
-import { appendEvents, connect, contiguous, eventually, isMark, type RawStream, TOKEN } from "./SseTestClient.js"
+import { appendEvents, connect, contiguous, isMark, type RawStream, TOKEN } from "./SseTestClient.js"
 
 const serve = (options: { readonly runtime?: RuntimeOptions; readonly events?: Partial<Sse.SseOptions> } = {}) =>
   RuntimeServer.layerTest({ auth: Auth.token(Redacted.make(TOKEN)), docs: false, events: options.events }).pipe(

@@ -1,7 +1,7 @@
 import type { FileSystem, HttpClient, HttpRouter, HttpServer } from "@effect/platform"
 import type { SqlError } from "@effect/sql"
 import type { MigrationError } from "@effect/sql/Migrator"
-import { type ConfigError, Layer } from "effect"
+import { type ConfigError, Duration, Layer } from "effect"
 import * as Audit from "./Audit.js"
 import { type BackendToken, Sessions } from "./Auth.js"
 import type { BackendConfigError, ResolvedConfig } from "./Config.js"
@@ -42,8 +42,21 @@ export const layerServing = <E, R>(
     Layer.provide(options.policy),
     Layer.provideMerge(options.audit)
   )
-  const services = EventProxy.layer.pipe(Layer.provideMerge(registry), Layer.provideMerge(Sessions.layer))
+  const services = EventProxy.layerWith({ bookmarkInterval: options.server?.bookmarkInterval }).pipe(
+    Layer.provideMerge(registry),
+    Layer.provideMerge(Sessions.layer)
+  )
   return Server.layer(options.server).pipe(Layer.provide(services))
+}
+
+/** The event stream settings of the config file as server options. */
+const serverOptions = (config: ResolvedConfig): Server.ServerOptions => {
+  const events = config.events ?? {}
+  return {
+    ...(events.heartbeat_ms === undefined ? {} : { heartbeat: Duration.millis(events.heartbeat_ms) }),
+    ...(events.stall_timeout_ms === undefined ? {} : { stallTimeout: Duration.millis(events.stall_timeout_ms) }),
+    ...(events.bookmark_ms === undefined ? {} : { bookmarkInterval: Duration.millis(events.bookmark_ms) })
+  }
 }
 
 /** The whole Backend from its config: runtimes (embedded, remote, legacy), policy, audit store, browser API. */
@@ -61,6 +74,6 @@ export const layer = (
   layerServing(Runtimes.layer(options.config, options.runtimes), {
     policy: Policy.layerConfig(options.config),
     audit: Audit.layerSqlite(options.auditDatabase),
-    server: options.server,
+    server: { ...serverOptions(options.config), ...options.server },
     registry: { ...options.registry, workspaceId: options.config.workspaceId }
   })

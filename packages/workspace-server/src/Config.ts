@@ -90,6 +90,17 @@ export const CompanionConfig = Schema.Struct({
 })
 export type CompanionConfig = typeof CompanionConfig.Type
 
+/** The browser event streams (`/api/events` and the per-worker streams) and the runtimes' streams behind them. */
+export const EventsConfig = Schema.Struct({
+  /** Heartbeat comment interval (default 15,000 ms). */
+  heartbeat_ms: Schema.optional(Schema.Int.pipe(Schema.between(10, 3_600_000))),
+  /** How often a filtered stream gets a `stream.bookmark` when its position moved (default 30,000 ms). */
+  bookmark_ms: Schema.optional(Schema.Int.pipe(Schema.between(10, 3_600_000))),
+  /** A stream whose reader stopped reading is dropped after this long without progress (default 30,000 ms). */
+  stall_timeout_ms: Schema.optional(Schema.Int.pipe(Schema.between(10, 3_600_000)))
+})
+export type EventsConfig = typeof EventsConfig.Type
+
 /** The config file. An absent `embedded` means the default embedded runtime; `null` means none. */
 export const BackendConfig = Schema.Struct({
   /** Names this Backend's workspace: the workers it creates carry it, and on a shared remote it sees only those. */
@@ -98,7 +109,8 @@ export const BackendConfig = Schema.Struct({
   remotes: Schema.optional(Schema.Array(RemoteConfig).pipe(Schema.maxItems(256))),
   legacy_pods: Schema.optional(Schema.NullOr(LegacyPodsConfig)),
   /** Absent: a Companion with the embedded runtime's default profile; `null`: none. */
-  companion: Schema.optional(Schema.NullOr(CompanionConfig))
+  companion: Schema.optional(Schema.NullOr(CompanionConfig)),
+  events: Schema.optional(EventsConfig)
 })
 export type BackendConfig = typeof BackendConfig.Type
 
@@ -109,6 +121,7 @@ export interface ResolvedConfig {
   readonly remotes: ReadonlyArray<RemoteConfig>
   readonly legacyPods: LegacyPodsConfig | undefined
   readonly companion: CompanionConfig | undefined
+  readonly events?: EventsConfig | undefined
 }
 
 export const COMPANION_WORKER_ID = "companion"
@@ -178,7 +191,8 @@ export const resolve = (raw: unknown, dataDir: string): Either.Either<ResolvedCo
     embedded,
     remotes,
     legacyPods,
-    companion
+    companion,
+    events: config.events
   })
 }
 

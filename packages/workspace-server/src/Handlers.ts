@@ -48,6 +48,8 @@ const isJsonType = (contentType: string) => {
 export interface SseOptions {
   /** How often a comment line is written to keep proxies from closing an idle stream. */
   readonly heartbeat: Duration.DurationInput
+  /** A stream whose reader stopped reading is dropped after this long without progress. */
+  readonly stallTimeout?: Duration.DurationInput | undefined
 }
 
 /** A browser event stream through the runtime's SSE writer: coalesced writes and one heartbeat timer for all. */
@@ -249,4 +251,4 @@ export const layer = (options: SseOptions) =>
     layerSession,
     layerSignIn,
     layerAccount
-  ).pipe(Layer.provide(Sse.SseControl.layer(options.heartbeat)))
+  ).pipe(Layer.provide(Sse.SseControl.layer(options.heartbeat, options.stallTimeout)))
