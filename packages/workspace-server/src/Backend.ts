@@ -50,7 +50,7 @@ export const layerServing = <E, R>(
 }
 
 /** The event stream settings of the config file as server options. */
-const serverOptions = (config: ResolvedConfig): Server.ServerOptions => {
+export const serverOptions = (config: ResolvedConfig): Server.ServerOptions => {
   const events = config.events ?? {}
   return {
     ...(events.heartbeat_ms === undefined ? {} : { heartbeat: Duration.millis(events.heartbeat_ms) }),

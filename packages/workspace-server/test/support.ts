@@ -158,7 +158,7 @@ export const startBackend = (
     const backend = Backend.layerServing(handles, {
       policy: Policy.layerConfig(resolved),
       audit: Audit.layerSqlite(":memory:"),
-      server: { heartbeat: options.heartbeat ?? Duration.seconds(1) },
+      server: { heartbeat: options.heartbeat ?? Duration.seconds(1), ...Backend.serverOptions(resolved) },
       registry: { listingTimeout: options.listingTimeout ?? Duration.seconds(3), workspaceId: resolved.workspaceId }
     }).pipe(
       Layer.provideMerge(NodeHttpServer.layerTest),
