@@ -189,7 +189,7 @@ describe("the write-stall guard", () => {
         yield* appendEvents(8, { bytes: 16 * 1024, batch: 8 })
         sent += 8
         for (const h of healthy) yield* h.waitFor(() => h.events().length >= sent, "a healthy reader")
-        yield* Effect.sleep("2 millis")
+        yield* Effect.sleep("10 millis")
       }
       // Their slots are free: with the limit at 8 open streams, five more can open.
       const more = yield* Effect.forEach([1, 2, 3, 4, 5], () => connect("/v1/events"))
@@ -215,7 +215,7 @@ describe("the write-stall guard", () => {
       Effect.scoped,
       Effect.provide(serve({
         runtime: { eventBacklog: 100_000, subscriberBuffer: 100_000 },
-        events: { stallTimeout: 200, maxStreams: 8 }
+        events: { stallTimeout: 1000, maxStreams: 8 }
       }))
     ))
 })
