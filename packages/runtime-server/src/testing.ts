@@ -257,4 +257,3 @@ export const connect = (
       destroy: Effect.sync(() => res.destroy())
     } satisfies RawStream
   })
-

@@ -48,7 +48,7 @@ describe("stream.bookmark", () => {
       const paths = [
         `/v1/workers/${quiet}/events`,
         `/v1/events?worker_id=${quiet}`,
-        `/v1/events?kinds=worker.status`,
+        "/v1/events?kinds=worker.status",
         `/v1/workers/${quiet}/events?kinds=worker.status,worker.deleted`
       ]
       const readers = yield* Effect.forEach(
@@ -65,7 +65,7 @@ describe("stream.bookmark", () => {
         yield* s.waitFor(() => (lastBookmark(s)?.seq ?? -1) >= head, `a bookmark at the head on ${path}`)
         assert.deepStrictEqual(s.events(), [], `${path} saw no event`)
         const marks = s.all()
-        // Each bookmark moved the position, names it in `id:` and `data.resume_cursor`, and carries the reader's worker.
+        // Each bookmark moved the position and names it in `id:` and `data.resume_cursor`.
         assert.isTrue(marks.every((m, i) => i === 0 || m.seq > marks[i - 1]!.seq), path)
         for (const m of marks) {
           assert.strictEqual(m.kind === "stream.bookmark" ? m.data.resume_cursor : "", m.cursor)
@@ -93,8 +93,8 @@ describe("stream.bookmark", () => {
         const query = path.includes("kinds=worker.status,")
           ? { worker_id: quiet, kinds: ["worker.status", "worker.deleted"] }
           : path.includes("kinds=")
-          ? { kinds: ["worker.status"] }
-          : { worker_id: quiet }
+            ? { kinds: ["worker.status"] }
+            : { worker_id: quiet }
         const expected = yield* coreEvents({ ...query, cursor: from }, 2)
         assert.deepStrictEqual(expected.map((e) => e.kind), ["worker.status", "worker.status"])
         const again = yield* connect(path, { headers: { "last-event-id": from } })

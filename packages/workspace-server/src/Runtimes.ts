@@ -115,9 +115,8 @@ export const fromConfig = (
   Effect.gen(function*() {
     const handles: Array<RuntimeHandle> = []
     if (config.embedded !== undefined) {
-      handles.push(
-        yield* buildEmbedded(config.embedded, config.companion, options.drainGrace ?? Duration.seconds(5), config.events)
-      )
+      const grace = options.drainGrace ?? Duration.seconds(5)
+      handles.push(yield* buildEmbedded(config.embedded, config.companion, grace, config.events))
     }
     for (const [i, remote] of config.remotes.entries()) {
       const token = yield* resolveToken(remote.token, `remotes[${i}].token`)

@@ -47,9 +47,11 @@ const setup = (remoteOptions: Parameters<typeof startRuntimeServer>[1] = {}) =>
 
 /** Stops and restores a worker `times` times on a runtime directly: two events each time. */
 const churn = (runtime: Runtime.RuntimeService, workerId: string, times: number) =>
-  Effect.forEach(Array.from({ length: times }), () => Effect.zipRight(runtime.stop(workerId), runtime.restore(workerId)), {
-    discard: true
-  }).pipe(Effect.orDie)
+  Effect.forEach(
+    Array.from({ length: times }),
+    () => Effect.zipRight(runtime.stop(workerId), runtime.restore(workerId)),
+    { discard: true }
+  ).pipe(Effect.orDie)
 
 const lastBookmark = (s: RawStream) => s.all().filter((e) => e.kind === "stream.bookmark").at(-1)
 /** The `id:` of the last frame received. */
