@@ -71,6 +71,11 @@ const dispatch = (message: MessageEvent<string>) => {
       relist()
       return
     }
+    case "stream.bookmark":
+    case "stream.live":
+      // Position marks: the cursor kept above is all they carry (a bookmark keeps a quiet tab resumable; the live
+      // mark ends the replay of a resumed stream). No view shows them.
+      return
     default:
       for (const listener of listeners) listener(event)
   }

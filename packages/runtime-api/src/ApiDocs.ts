@@ -126,8 +126,10 @@ export const tidy = (options: TidyOptions) => (spec: Record<string, any>): Recor
 
 /** How both servers describe a `text/event-stream` response. */
 export const eventStreamDescription = "Server-sent events. Each frame is `id: <cursor>`, `event: <kind>` and " +
-  "`data: <RuntimeEvent JSON>`; comment lines are heartbeats. The stream ends with `stream.lagged` (resume from its " +
-  "cursor) or `stream.error` (whose data is the error alone: `{_tag, message, resume_cursor?}`)."
+  "`data: <RuntimeEvent JSON>`; comment lines are heartbeats. A stream opened with a cursor sends one `stream.live` " +
+  "after its replay; a filtered stream gets `stream.bookmark` resume positions while quiet. The stream ends with " +
+  "`stream.lagged` (resume from its cursor) or `stream.error` (whose data is the error alone: " +
+  "`{_tag, message, resume_cursor?}`); a reader that stops reading is dropped and resumes from its last `id`."
 
 /**
  * The annotations both servers' documents share: title, version, servers, the event union as a component, and

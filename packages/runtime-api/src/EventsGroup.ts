@@ -24,7 +24,8 @@ export const EventsHeaders = Schema.Struct({
 /** `id: <cursor>`, `event: <kind>`, `data: <json envelope>` frames; see docs/events.md. */
 export const EventStream = HttpApiSchema.Text({ contentType: "text/event-stream" }).annotations({
   description: "Server-sent events: `id: <cursor>`, `event: <kind>`, `data: <RuntimeEvent JSON>`, comment " +
-    "heartbeats, and a final `stream.lagged` or `stream.error` event when the runtime ends the stream."
+    "heartbeats, `stream.live` after the replay of a stream opened with a cursor, `stream.bookmark` resume positions " +
+    "on a filtered stream, and a final `stream.lagged` or `stream.error` event when the runtime ends the stream."
 })
 
 const events = HttpApiEndpoint.get("events", "/v1/events")

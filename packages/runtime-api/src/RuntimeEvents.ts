@@ -53,6 +53,12 @@ export interface EventStreamOptions {
   /** Only this worker's events (`GET /v1/workers/{worker_id}/events`). */
   readonly workerId?: string | undefined
   readonly kinds?: ReadonlyArray<Domain.EventKind> | undefined
+  /**
+   * Emit the stream's position marks too: `stream.bookmark` events, and one `stream.live` (after the replay of a
+   * stream opened with a cursor; the markers of later reconnects are not emitted). Default false: they only move
+   * the resume position, like heartbeats.
+   */
+  readonly markers?: boolean | undefined
 }
 
 /**
@@ -162,6 +168,9 @@ export const make = (
     const follow = (streamOptions: EventStreamOptions = {}): EventFollower => {
       let cursor = streamOptions.cursor
       let resumed = false
+      const markers = streamOptions.markers === true
+      // Only a stream opened with a cursor has a history to end; it is marked once, however often it reconnects.
+      let liveSent = streamOptions.cursor === undefined
       const path = options.path !== undefined
         ? options.path(streamOptions.workerId)
         : streamPath(streamOptions.workerId)
@@ -205,6 +214,12 @@ export const make = (
             }
             // The frame's `id` is the resume position; a merged stream (the Backend's) sets it to its own cursor.
             cursor = item.id ?? event.cursor
+            if (event.kind === "stream.bookmark") return Either.right(markers ? event : HEARTBEAT)
+            if (event.kind === "stream.live") {
+              const first = !liveSent
+              liveSent = true
+              return Either.right(markers && first ? event : HEARTBEAT)
+            }
             return Either.right(event)
           }
         }

@@ -109,6 +109,7 @@ const runtimeLayer = (
       runtimeId: cfg.runtimeId,
       kind: "process" as const,
       policy,
+      bookmarkIntervalMs: cfg.bookmarkMs,
       engineLayer: LlmEngines.layerFetch(),
       ...(Option.isSome(cfg.displayName) ? { displayName: cfg.displayName.value } : {})
     }
@@ -174,7 +175,7 @@ export const layer = (argv: ReadonlyArray<string>): Layer.Layer<never, StartupEr
         auth,
         tracing: Option.isSome(cfg.otlpEndpoint),
         graceMs: cfg.graceMs,
-        events: { heartbeat: cfg.heartbeatMs, maxStreams: cfg.maxEventStreams }
+        events: { heartbeat: cfg.heartbeatMs, maxStreams: cfg.maxEventStreams, stallTimeout: cfg.stallTimeoutMs }
       })
     )).pipe(
       Layer.mapError((e) =>

@@ -31,6 +31,10 @@ export interface ServerConfig {
   readonly graceMs: number
   readonly heartbeatMs: number
   readonly maxEventStreams: number
+  /** How often a filtered event stream gets a `stream.bookmark` (when its position moved). */
+  readonly bookmarkMs: number
+  /** A stream whose reader stopped reading is dropped after this long without progress. */
+  readonly stallTimeoutMs: number
   /** `--config <file>` (`YOI_RUNTIME_CONFIG`): engine profiles, tools and scope roots. */
   readonly configFile: Option.Option<string>
   /** `--otlp-endpoint <url>` (`OTEL_EXPORTER_OTLP_ENDPOINT`): where traces go over OTLP/HTTP; off when unset. */
@@ -55,6 +59,8 @@ Serves a Yoi Runtime over HTTP for a Backend (never for browsers directly).
   --insecure-no-auth       serve without a token (loopback only)    YOI_INSECURE_NO_AUTH
   --heartbeat-ms <ms>      event stream heartbeat interval          YOI_EVENTS_HEARTBEAT_MS (default 15000)
   --max-event-streams <n>  event streams open at once (then 503)    YOI_MAX_EVENT_STREAMS (default 1024)
+  --bookmark-ms <ms>       stream.bookmark interval (filtered)      YOI_EVENTS_BOOKMARK_MS (default 30000)
+  --stall-timeout-ms <ms>  drop a reader that stopped reading       YOI_EVENTS_STALL_TIMEOUT_MS (default 30000)
   --config <file>          engine profiles, tools and scope roots   YOI_RUNTIME_CONFIG (default: echo only, no
                            (JSON; see docs/engines.md)              tools, no scopes)
   --otlp-endpoint <url>    traces to this OTLP/HTTP collector       OTEL_EXPORTER_OTLP_ENDPOINT
@@ -137,6 +143,8 @@ export const options: Options.Options<Omit<ServerConfig, "token">> = Options.all
   graceMs: Flags.integer("grace-ms", "YOI_SHUTDOWN_GRACE_MS", 10_000),
   heartbeatMs: Flags.integer("heartbeat-ms", "YOI_EVENTS_HEARTBEAT_MS", 15_000, 1),
   maxEventStreams: Flags.integer("max-event-streams", "YOI_MAX_EVENT_STREAMS", 1024, 1),
+  bookmarkMs: Flags.integer("bookmark-ms", "YOI_EVENTS_BOOKMARK_MS", 30_000, 1),
+  stallTimeoutMs: Flags.integer("stall-timeout-ms", "YOI_EVENTS_STALL_TIMEOUT_MS", 30_000, 1),
   configFile: Flags.text("config", "YOI_RUNTIME_CONFIG").pipe(Options.optional),
   otlpEndpoint: Flags.text("otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT").pipe(
     Flags.parsed("otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", parseEndpoint),

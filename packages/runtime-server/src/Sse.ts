@@ -65,6 +65,13 @@ export interface Sink {
   readonly beat: () => void
   /** Ends the stream after the writes already pushed, with a final `stream.error` frame. */
   readonly stop: (error: RuntimeUnavailable) => void
+  /**
+   * Called every half stall timeout: true while writes are waiting for the socket and none went out since the last
+   * call. Two such calls in a row drop the stream (`drop`).
+   */
+  readonly stalled: () => boolean
+  /** Closes the connection of a reader that stopped reading. */
+  readonly drop: () => void
 }
 
 /**
@@ -77,12 +84,33 @@ export interface Control {
   readonly size: () => number
 }
 
-export const makeControl = (heartbeat: Duration.DurationInput): Effect.Effect<Control, never, Scope.Scope> =>
+/** How long a stream may make no progress while writes wait for the socket before it is dropped. */
+export const DEFAULT_STALL_TIMEOUT = Duration.seconds(30)
+
+export const makeControl = (
+  heartbeat: Duration.DurationInput,
+  stallTimeout: Duration.DurationInput = DEFAULT_STALL_TIMEOUT
+): Effect.Effect<Control, never, Scope.Scope> =>
   Effect.gen(function*() {
     const sinks = new Set<Sink>()
+    // Sinks found stalled at the previous check: a second stalled check in a row (half a timeout later) drops one.
+    let suspects = new Set<Sink>()
     yield* Effect.sleep(heartbeat).pipe(
       Effect.zipRight(Effect.sync(() => {
         for (const sink of sinks) sink.beat()
+      })),
+      Effect.forever,
+      Effect.forkScoped
+    )
+    yield* Effect.sleep(Duration.times(Duration.decode(stallTimeout), 0.5)).pipe(
+      Effect.zipRight(Effect.sync(() => {
+        const next = new Set<Sink>()
+        for (const sink of sinks) {
+          if (!sink.stalled()) continue
+          if (suspects.has(sink)) sink.drop()
+          else next.add(sink)
+        }
+        suspects = next
       })),
       Effect.forever,
       Effect.forkScoped
@@ -103,8 +131,10 @@ export const makeControl = (heartbeat: Duration.DurationInput): Effect.Effect<Co
 
 /** The one heartbeat timer of a server's event streams (the runtime's and the Backend's). */
 export class SseControl extends Context.Tag("@yoi/runtime-server/SseControl")<SseControl, Control>() {
-  static readonly layer = (heartbeat: Duration.DurationInput): Layer.Layer<SseControl> =>
-    Layer.scoped(SseControl, makeControl(heartbeat))
+  static readonly layer = (
+    heartbeat: Duration.DurationInput,
+    stallTimeout?: Duration.DurationInput
+  ): Layer.Layer<SseControl> => Layer.scoped(SseControl, makeControl(heartbeat, stallTimeout))
 }
 
 /**
@@ -126,7 +156,8 @@ const streamMetrics = (server: string) => ({
   opened: Metrics.family(Metrics.sseOpened, "server")(server),
   open: Metrics.family(Metrics.sseOpen, "server")(server),
   stalls: Metrics.family(Metrics.sseStalled, "server")(server),
-  lagged: Metrics.family(Metrics.sseLagged, "server")(server)
+  lagged: Metrics.family(Metrics.sseLagged, "server")(server),
+  dropped: Metrics.family(Metrics.sseDropped, "server")(server)
 })
 const metricsOf = { runtime: streamMetrics("runtime"), backend: streamMetrics("backend") }
 
@@ -155,17 +186,25 @@ export const bodyWith = <A, E extends { readonly _tag: string; readonly message:
     metrics.open.unsafeModify(1, [])
     yield* Effect.addFinalizer(() => Effect.sync(() => metrics.open.unsafeModify(-1, [])))
     const writable = yield* Effect.makeLatch(true)
+    // Whether the socket took anything since the last stall check.
+    let progressed = true
     // Object mode carries strings through to `ServerResponse.write`, which encodes them straight into the socket:
     // no intermediate Buffer per write (those cost more in GC than the encoding itself).
     const readable = new Readable({
       objectMode: true,
       highWaterMark: HIGH_WATER_MARK,
-      read: () => writable.unsafeOpen()
+      // Node asks for more only while the socket takes what it is given: that is the progress the stall check reads.
+      read: () => {
+        progressed = true
+        writable.unsafeOpen()
+      }
     })
     let ended = false
     // What the client must resume from if the stream ends now: everything pushed will be delivered first.
     let last = options.startCursor
     const push = (text: string) => {
+      // A write into an empty buffer starts the wait afresh: an idle stream is not a stalled one.
+      if (readable.readableLength === 0) progressed = true
       if (!readable.push(text)) {
         metrics.stalls.unsafeUpdate(1, [])
         writable.unsafeClose()
@@ -216,7 +255,20 @@ export const bodyWith = <A, E extends { readonly _tag: string; readonly message:
       beat: () => {
         if (!ended && readable.readableLength === 0) push(SseWire.HEARTBEAT)
       },
-      stop: end
+      stop: end,
+      stalled: () => {
+        const waiting = readable.readableLength > 0 && !progressed
+        progressed = false
+        return waiting
+      },
+      drop: () => {
+        // No final frame can reach a reader that stopped reading: the connection closes, and the reader resumes with
+        // the `Last-Event-ID` of the last frame it did receive (every frame is whole or not received at all).
+        ended = true
+        metrics.dropped.unsafeUpdate(1, [])
+        writable.unsafeOpen()
+        readable.destroy()
+      }
     })
     return readable
   })
@@ -245,9 +297,18 @@ export interface SseOptions {
   readonly heartbeat: Duration.DurationInput
   /** Event streams open at once; one more is refused with `RuntimeUnavailable` (503). */
   readonly maxStreams: number
+  /**
+   * A stream whose writes wait for the socket with no progress for this long (the reader stopped reading) is
+   * dropped, freeing its slot.
+   */
+  readonly stallTimeout: Duration.DurationInput
 }
 
-export const defaultOptions: SseOptions = { heartbeat: Duration.seconds(15), maxStreams: 1024 }
+export const defaultOptions: SseOptions = {
+  heartbeat: Duration.seconds(15),
+  maxStreams: 1024,
+  stallTimeout: DEFAULT_STALL_TIMEOUT
+}
 
 export type OpenError = CursorInvalid | CursorExpired | WorkerNotFound | InvalidInput | RuntimeUnavailable
 
@@ -273,7 +334,7 @@ export const make = (
   Effect.gen(function*() {
     const runtime = yield* Runtime.Runtime
     const shutdown = yield* Shutdown
-    const control = yield* makeControl(options.heartbeat)
+    const control = yield* makeControl(options.heartbeat, options.stallTimeout)
     // Streams end on the server's drain signal, or when this layer closes if nobody signalled (tests, embedding).
     let closing = false
     const stopAll = Effect.suspend(() => {
@@ -302,10 +363,13 @@ export const make = (
       () => Effect.sync(() => void (active -= 1))
     )
 
-    const subscribe = (query: Runtime.SubscribeQuery) =>
+    const subscribe = (given: Runtime.SubscribeQuery) =>
       Effect.gen(function*() {
+        // A filtered stream gets bookmarks; one opened with a cursor gets a `stream.live` after its replay.
+        const filtered = given.worker_id !== undefined || (given.kinds !== undefined && given.kinds.length > 0)
+        const query: Runtime.SubscribeQuery = { ...given, bookmarks: filtered }
         if (query.cursor !== undefined && query.cursor !== "") {
-          const events = yield* runtime.subscribe(query)
+          const events = yield* runtime.subscribe({ ...query, live: true })
           return { events, startCursor: query.cursor === "earliest" ? undefined : query.cursor }
         }
         // "From now" is resolved to an explicit cursor here so the client learns where it started.

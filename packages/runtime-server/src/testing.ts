@@ -3,9 +3,12 @@
  * send what no HTTP client would, the runtime's error catalogue as data, and the check that an answer is a typed
  * error of a catalogue. Shared by the runtime's and the Backend's reliability tests.
  */
+import { HttpServer } from "@effect/platform"
+import { Domain, SseWire } from "@yoi/worker-runtime"
 import { testPolicy } from "@yoi/worker-runtime/testing"
-import { Effect } from "effect"
+import { Effect, Either, Queue, Schema, type Scope } from "effect"
 import * as Fs from "node:fs"
+import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Path from "node:path"
 
@@ -150,3 +153,107 @@ export const untyped = (
   if (catalogue.get(body._tag) !== reply.status) return `${body._tag} with status ${reply.status}`
   return typeof body.message === "string" && body.message.length > 0 ? undefined : `${body._tag} without a message`
 }
+
+/** The bearer token `connect` sends unless told otherwise. */
+export const SSE_TEST_TOKEN = "test-token-0123456789"
+
+/** Every event a test reads off the wire is decoded with the event union, as a client would. */
+const decodeEvent = Schema.decodeUnknownSync(Schema.parseJson(Domain.RuntimeEvent))
+
+/** A raw SSE connection over `node:http`, so a test can see exact bytes, stop reading, or cut the socket. */
+export interface RawStream {
+  readonly status: number
+  readonly headers: Http.IncomingHttpHeaders
+  /** Everything received so far, as text. */
+  readonly text: () => string
+  readonly items: () => ReadonlyArray<SseWire.SseItem>
+  /** The events, without the position marks (`stream.live`, `stream.bookmark`). */
+  readonly events: () => ReadonlyArray<Domain.RuntimeEvent>
+  /** Every event, position marks included. */
+  readonly all: () => ReadonlyArray<Domain.RuntimeEvent>
+  readonly ended: () => boolean
+  /** Waits (up to 20 s) until `predicate` holds; fails the test otherwise. */
+  readonly waitFor: (predicate: () => boolean, what: string) => Effect.Effect<void>
+  readonly pause: Effect.Effect<void>
+  readonly resume: Effect.Effect<void>
+  /** Cuts the connection as a crashing client would. */
+  readonly destroy: Effect.Effect<void>
+}
+
+/** A position mark: the end of a replay or a bookmark, not an event of the log. */
+export const isMark = (event: Domain.RuntimeEvent) => event.kind === "stream.live" || event.kind === "stream.bookmark"
+
+/** The port of the `HttpServer` in context (0 without one). */
+export const port = Effect.map(Effect.serviceOption(HttpServer.HttpServer), (server) =>
+  server._tag === "Some" && server.value.address._tag === "TcpAddress" ? server.value.address.port : 0)
+
+export const connect = (
+  path: string,
+  options: { readonly headers?: Record<string, string>; readonly token?: string | null; readonly port?: number } = {}
+): Effect.Effect<RawStream, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const target = options.port ?? (yield* port)
+    const signal = yield* Queue.sliding<void>(1)
+    const headers: Record<string, string> = { accept: "text/event-stream", ...options.headers }
+    if (options.token !== null) headers.authorization = `Bearer ${options.token ?? SSE_TEST_TOKEN}`
+    const res = yield* Effect.acquireRelease(
+      Effect.async<Http.IncomingMessage>((resume) => {
+        const req = Http.get({ host: "127.0.0.1", port: target, path, headers, agent: false }, (res) => {
+          resume(Effect.succeed(res))
+        })
+        req.on("error", (error) => resume(Effect.die(error)))
+      }),
+      (res) => Effect.sync(() => res.destroy())
+    )
+    let text = ""
+    let ended = false
+    const parser = new SseWire.SseParser()
+    const items: Array<SseWire.SseItem> = []
+    const events: Array<Domain.RuntimeEvent> = []
+    const all: Array<Domain.RuntimeEvent> = []
+    res.setEncoding("utf8")
+    res.on("data", (chunk: string) => {
+      text += chunk
+      const parsed = Either.getOrThrow(parser.feed(chunk))
+      for (const item of parsed) {
+        items.push(item)
+        // A `stream.error` frame's data is the error alone, not an envelope; it stays in `items`.
+        if (item._tag === "Event" && item.event !== "stream.error" && res.statusCode === 200) {
+          const event = decodeEvent(item.data)
+          all.push(event)
+          if (!isMark(event)) events.push(event)
+        }
+      }
+      signal.unsafeOffer(undefined)
+    })
+    const finish = () => {
+      ended = true
+      signal.unsafeOffer(undefined)
+    }
+    res.on("end", finish)
+    res.on("close", finish)
+    res.on("error", finish)
+    const waitFor = (predicate: () => boolean, what: string): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        while (!predicate()) {
+          if (ended && !predicate()) return yield* Effect.dieMessage(`the stream ended before ${what}`)
+          yield* Queue.take(signal)
+        }
+      }).pipe(
+        Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => `timed out waiting for ${what}` }),
+        Effect.orDie
+      )
+    return {
+      status: res.statusCode ?? 0,
+      headers: res.headers,
+      text: () => text,
+      items: () => items,
+      events: () => events,
+      all: () => all,
+      ended: () => ended,
+      waitFor,
+      pause: Effect.sync(() => void res.pause()),
+      resume: Effect.sync(() => void res.resume()),
+      destroy: Effect.sync(() => res.destroy())
+    } satisfies RawStream
+  })

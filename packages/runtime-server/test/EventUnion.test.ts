@@ -63,7 +63,9 @@ const samples: { readonly [K in Domain.EventKind]: Domain.EventOf<K>["data"] } =
   "transcript.appended": { entry },
   "runtime.diagnostic": { id: 7, severity: "warning", code: "allocation_not_restored", message: "m", worker_id: workerId },
   "stream.lagged": { resume_cursor: "c1.x", message: "behind" },
-  "stream.error": { _tag: "RuntimeUnavailable", message: "the store failed", resume_cursor: "c1.y" }
+  "stream.error": { _tag: "RuntimeUnavailable", message: "the store failed", resume_cursor: "c1.y" },
+  "stream.live": { replayed: 3 },
+  "stream.bookmark": { resume_cursor: "c1.z" }
 }
 
 const draft = <K extends Domain.EventKind>(kind: K): EventLog.EventDraft =>
@@ -78,22 +80,25 @@ describe("the event union on the wire", () => {
       const rt = yield* Runtime.Runtime
       const log = yield* EventLog.EventLog
       const start = yield* rt.headCursor
-      const appended = yield* log.append([...logKinds, "stream.lagged" as const].map(draft))
+      const marks = ["stream.bookmark", "stream.live"] as const
+      const appended = yield* log.append([...logKinds, ...marks, "stream.lagged" as const].map(draft))
       assert.strictEqual(appended.length, Domain.EventKind.literals.length - 1)
 
       // Raw frames, each decoded with the union (SseTestClient decodes every envelope with it).
       const raw = yield* connect(`/v1/events?cursor=${start}`)
-      yield* raw.waitFor(() => raw.events().length >= appended.length, "every kind")
-      assert.deepStrictEqual(raw.events(), appended)
+      yield* raw.waitFor(() => raw.all().length >= appended.length, "every kind")
+      assert.deepStrictEqual(raw.all().slice(0, appended.length), appended)
       assert.deepStrictEqual(
-        raw.items().flatMap((i) => (i._tag === "Event" ? [i.event] : [])),
+        raw.items().flatMap((i) => (i._tag === "Event" ? [i.event] : [])).slice(0, appended.length),
         appended.map((e) => e.kind)
       )
 
-      // The SSE client: it consumes `stream.lagged` itself, so it gets every log kind, typed.
+      // The SSE client: it consumes `stream.lagged` itself, so it gets every log kind, typed, and with `markers` the
+      // position marks too.
       const events = yield* RuntimeEvents.make({ token: Redacted.make(TOKEN) })
-      const got = yield* Stream.runCollect(Stream.take(events.stream({ cursor: start }), logKinds.length))
-      assert.deepStrictEqual(Chunk.toArray(got), appended.slice(0, logKinds.length))
+      const count = logKinds.length + marks.length
+      const got = yield* Stream.runCollect(Stream.take(events.stream({ cursor: start, markers: true }), count))
+      assert.deepStrictEqual(Chunk.toArray(got), appended.slice(0, count))
       const first = Chunk.unsafeGet(got, 0)
       assert.strictEqual(first.kind === "worker.created" ? first.data.worker.display_name : first.kind, "Union")
     }).pipe(Effect.provide(serve())))

@@ -264,7 +264,9 @@ export const EventKind = Schema.Literal(
   "transcript.appended",
   "runtime.diagnostic",
   "stream.lagged",
-  "stream.error"
+  "stream.error",
+  "stream.live",
+  "stream.bookmark"
 )
 export type EventKind = typeof EventKind.Type
 
@@ -304,6 +306,20 @@ export type DiagnosticData = typeof DiagnosticData.Type
 export const StreamLaggedData = Schema.Struct({ resume_cursor: Schema.String, message: Schema.String })
 export type StreamLaggedData = typeof StreamLaggedData.Type
 
+/**
+ * Sent once on a stream opened with a cursor (or `earliest`), after the replay: what came before was history, what
+ * comes after is live. Its cursor is the log's head when the stream opened; `replayed` counts the events before it.
+ */
+export const StreamLiveData = Schema.Struct({ replayed: Schema.Number })
+export type StreamLiveData = typeof StreamLiveData.Type
+
+/**
+ * A fresh resume position for a filtered stream (not stored in the log): every matching event up to it was
+ * delivered, so resuming from it yields exactly the matching events after it.
+ */
+export const StreamBookmarkData = Schema.Struct({ resume_cursor: Schema.String })
+export type StreamBookmarkData = typeof StreamBookmarkData.Type
+
 /** The last frame of a stream that failed after it started. On the wire this frame's `data` is this object alone. */
 export const StreamErrorData = Schema.Struct({
   _tag: Schema.String,
@@ -335,7 +351,9 @@ export const EventData = {
   "transcript.appended": Schema.Struct({ entry: TranscriptEntry }),
   "runtime.diagnostic": DiagnosticData,
   "stream.lagged": StreamLaggedData,
-  "stream.error": StreamErrorData
+  "stream.error": StreamErrorData,
+  "stream.live": StreamLiveData,
+  "stream.bookmark": StreamBookmarkData
 } as const satisfies { readonly [K in EventKind]: Schema.Schema<any, any, never> }
 
 /**
@@ -412,6 +430,8 @@ export const RuntimeEvent = Schema.Union(
   event("runtime.diagnostic"),
   event("stream.lagged"),
   event("stream.error"),
+  event("stream.live"),
+  event("stream.bookmark"),
   OtherEvent
 ).annotations({
   identifier: "RuntimeEvent",

@@ -36,6 +36,12 @@ export interface SubscribeOptions<A> {
   readonly workerId?: string | undefined
   /** A further filter (kinds); the bound counts every item of the topic, matched or not. */
   readonly matches?: ((item: A) => boolean) | undefined
+  /**
+   * Makes the item that marks a position (`stream.bookmark`). When given, each `tick` of the bus lets this
+   * subscriber emit one (the newest position up to which it has seen every item, matched or not) if that moved since
+   * the last item or mark it delivered, so a filtered reader of a quiet topic keeps a fresh resume position.
+   */
+  readonly bookmark?: ((seq: number) => A) | undefined
 }
 
 /**
@@ -59,6 +65,8 @@ export interface EventBus<A extends Routed> {
   /** `endAll` in the caller's synchronous step: what is published after it reaches none of today's subscribers. */
   readonly unsafeEndAll: () => Effect.Effect<void>
   readonly size: () => number
+  /** Lets every subscriber that asked for bookmarks emit one at its next chance (see `SubscribeOptions.bookmark`). */
+  readonly tick: () => void
   /**
    * Subscribes until the scope closes. The subscription joins its `PubSub` before `register` takes its snapshot, and
    * live items up to the snapshot's `upTo` are skipped, so snapshot and live items have no gap and no duplicate.
@@ -76,6 +84,12 @@ interface Subscriber<A> {
   limit: number
   /** Set when the cut is done: those items. */
   held: ReadonlyArray<A> | undefined
+  /** The seq of the newest item offered to this subscriber. */
+  offered: number
+  /** Only for a subscriber with bookmarks: opened by a publish that reaches it, a tick or a cut. */
+  readonly wake: Effect.Latch | undefined
+  /** A tick asked for a bookmark. */
+  due: boolean
 }
 
 interface Topic<A> {
@@ -84,8 +98,14 @@ interface Topic<A> {
   readonly subscribers: Set<Subscriber<A>>
 }
 
-export const make = <A extends Routed>(options: { readonly buffer: number }): Effect.Effect<EventBus<A>> =>
+export const make = <A extends Routed>(options: {
+  readonly buffer: number
+  /** The seq of the newest item published so far (the log's head); a bookmark of an idle subscriber names it. */
+  readonly head?: (() => number) | undefined
+}): Effect.Effect<EventBus<A>> =>
   Effect.map(PubSub.unbounded<A>(), (all) => {
+    let published = 0
+    const head = options.head ?? (() => published)
     const buffer = Math.max(1, options.buffer)
     const runtimeTopic: Topic<A> = { workerId: undefined, pubsub: all, subscribers: new Set() }
     const workerTopics = new Map<string, Topic<A>>()
@@ -105,11 +125,13 @@ export const make = <A extends Routed>(options: { readonly buffer: number }): Ef
       Effect.flatMap(sub.dequeue.takeAll, (items) => {
         const all = Chunk.toReadonlyArray(items)
         sub.held = all.length > sub.limit ? all.slice(0, sub.limit) : all
-        return sub.dequeue.shutdown
+        return Effect.zipRight(sub.dequeue.shutdown, Effect.sync(() => sub.wake?.unsafeOpen()))
       })
 
-    const overflowed = (topic: Topic<A>, into: Array<Subscriber<A>>) => {
+    const overflowed = (topic: Topic<A>, seq: number, into: Array<Subscriber<A>>) => {
       for (const sub of topic.subscribers) {
+        sub.offered = seq
+        if (sub.wake !== undefined) sub.wake.unsafeOpen()
         const size = sub.dequeue.unsafeSize()
         if (Option.isSome(size) && size.value <= buffer) continue
         remove(sub)
@@ -119,21 +141,24 @@ export const make = <A extends Routed>(options: { readonly buffer: number }): Ef
     }
 
     const unsafePublish: EventBus<A>["unsafePublish"] = (items) => {
-      if (items.length === 0 || count === 0) return Effect.void
-      const touched = new Set<Topic<A>>()
+      if (items.length === 0) return Effect.void
+      published = items[items.length - 1]!.seq
+      if (count === 0) return Effect.void
+      // Each topic reached, with the seq of the newest item it got.
+      const touched = new Map<Topic<A>, number>()
       for (const item of items) {
         if (runtimeTopic.subscribers.size > 0) {
           all.unsafeOffer(item)
-          touched.add(runtimeTopic)
+          touched.set(runtimeTopic, item.seq)
         }
         const topic = item.worker_id === undefined ? undefined : workerTopics.get(item.worker_id)
         if (topic !== undefined) {
           topic.pubsub.unsafeOffer(item)
-          touched.add(topic)
+          touched.set(topic, item.seq)
         }
       }
       const cuts: Array<Subscriber<A>> = []
-      for (const topic of touched) overflowed(topic, cuts)
+      for (const [topic, seq] of touched) overflowed(topic, seq, cuts)
       return cuts.length === 0 ? Effect.void : Effect.uninterruptible(Effect.forEach(cuts, cut, { discard: true }))
     }
 
@@ -149,6 +174,16 @@ export const make = <A extends Routed>(options: { readonly buffer: number }): Ef
         }
       }
       return Effect.uninterruptible(Effect.forEach(cuts, cut, { discard: true }))
+    }
+
+    const tick = () => {
+      for (const topic of [runtimeTopic, ...workerTopics.values()]) {
+        for (const sub of topic.subscribers) {
+          if (sub.wake === undefined) continue
+          sub.due = true
+          sub.wake.unsafeOpen()
+        }
+      }
     }
 
     /** The topic a subscriber joins, made if it does not exist yet (`fresh` is used only then). */
@@ -168,7 +203,15 @@ export const make = <A extends Routed>(options: { readonly buffer: number }): Ef
           Effect.suspend(() => {
             const topic = topicFor(o.workerId, fresh)
             return Effect.map(PubSub.subscribe(topic.pubsub), (dequeue): Subscriber<A> => {
-              const sub: Subscriber<A> = { dequeue, topic, limit: buffer, held: undefined }
+              const sub: Subscriber<A> = {
+                dequeue,
+                topic,
+                limit: buffer,
+                held: undefined,
+                offered: -1,
+                wake: o.bookmark === undefined ? undefined : Effect.unsafeMakeLatch(false),
+                due: false
+              }
               topic.subscribers.add(sub)
               count += 1
               return sub
@@ -180,7 +223,7 @@ export const make = <A extends Routed>(options: { readonly buffer: number }): Ef
         const keep = (item: A) => item.seq > upTo && (o.matches === undefined || o.matches(item))
         // A cut can land between the two takes: the first item is then delivered and the rest are in `held`.
         const rest = Effect.catchAllCause(sub.dequeue.takeAll, () => Effect.succeed(Chunk.empty<A>()))
-        const take: Effect.Effect<ReadonlyArray<A>, Option.Option<never>> = Effect.zipWith(
+        const blockingTake = Effect.zipWith(
           sub.dequeue.take,
           rest,
           (first, rest) => {
@@ -189,6 +232,9 @@ export const make = <A extends Routed>(options: { readonly buffer: number }): Ef
             for (const item of rest) if (keep(item)) out.push(item)
             return out
           }
+        )
+        const take: Effect.Effect<ReadonlyArray<A>, Option.Option<never>> = (
+          o.bookmark === undefined ? blockingTake : bookmarkingTake(sub, upTo, keep, o.bookmark)
         ).pipe(
           Effect.catchAllCause((cause) =>
             Cause.isInterruptedOnly(cause) ? Effect.fail(Option.none()) : Effect.failCause(cause)
@@ -206,12 +252,58 @@ export const make = <A extends Routed>(options: { readonly buffer: number }): Ef
         return { snapshot, take, held, live }
       })
 
+    /**
+     * The take of a subscriber with bookmarks. It never blocks inside the `PubSub` (a take interrupted there could
+     * lose the item handed to it): it takes what is queued and otherwise waits on its own latch, which a publish
+     * reaching it, a tick or a cut opens. A bookmark is made only when nothing matched: its position is the newest seq
+     * this subscriber has consumed or, when everything offered to it has been consumed, the bus's head (what came
+     * after was for other topics). Both are read in one synchronous step with the last take, and every item handed
+     * out before was delivered (the caller takes again only then), so resuming from it skips nothing.
+     */
+    const bookmarkingTake = (
+      sub: Subscriber<A>,
+      upTo: number,
+      keep: (item: A) => boolean,
+      bookmark: (seq: number) => A
+    ): Effect.Effect<ReadonlyArray<A>> => {
+      const wake = sub.wake!
+      let consumed = upTo
+      let marked = upTo
+      const step: Effect.Effect<ReadonlyArray<A>> = Effect.flatMap(sub.dequeue.takeAll, (items) => {
+        const out: Array<A> = []
+        for (const item of items) {
+          if (item.seq > consumed) consumed = item.seq
+          if (keep(item)) out.push(item)
+        }
+        if (out.length > 0) {
+          marked = Math.max(marked, out[out.length - 1]!.seq)
+          return Effect.succeed(out)
+        }
+        if (sub.due) {
+          sub.due = false
+          const position = sub.offered <= consumed ? Math.max(consumed, head()) : consumed
+          if (position > marked) {
+            marked = position
+            return Effect.succeed([bookmark(position)])
+          }
+        }
+        wake.unsafeClose()
+        // A publish or a tick between the take and the close opened the latch before it was closed: look again.
+        const size = sub.dequeue.unsafeSize()
+        if (Option.isNone(size)) return Effect.interrupt
+        if (size.value > 0 || sub.due) return step
+        return Effect.zipRight(wake.await, step)
+      })
+      return step
+    }
+
     return {
       publish,
       unsafePublish,
       endAll: Effect.suspend(unsafeEndAll),
       unsafeEndAll,
       size: () => count,
+      tick,
       subscribe
     }
   })
@@ -223,7 +315,38 @@ export interface LaggedOptions {
   readonly cursor: string
   readonly seq: number
   readonly message: string
+  /**
+   * Sends one `stream.live` event at this position once the replay has been delivered (a stream opened with a
+   * cursor or `earliest`); absent for a stream opened at "now", which has no history.
+   */
+  readonly live?: { readonly cursor: string; readonly seq: number } | undefined
 }
+
+/** The event between the replay and the live part of a stream. */
+export const liveEvent = (options: LaggedOptions, replayed: number): RuntimeEvent => ({
+  cursor: options.live!.cursor,
+  seq: options.live!.seq,
+  runtime_id: options.runtimeId,
+  ...(options.workerId === undefined ? {} : { worker_id: options.workerId }),
+  kind: "stream.live",
+  at: new Date().toISOString(),
+  data: { replayed }
+})
+
+/** A stream-local position mark (`stream.bookmark`): never stored in the log. */
+export const bookmarkEvent = (
+  options: { readonly runtimeId: string; readonly workerId?: string | undefined },
+  cursor: string,
+  seq: number
+): RuntimeEvent => ({
+  cursor,
+  seq,
+  runtime_id: options.runtimeId,
+  ...(options.workerId === undefined ? {} : { worker_id: options.workerId }),
+  kind: "stream.bookmark",
+  at: new Date().toISOString(),
+  data: { resume_cursor: cursor }
+})
 
 const laggedEvent = (options: LaggedOptions, cursor: string, seq: number): RuntimeEvent => ({
   cursor,
@@ -254,6 +377,7 @@ export const stream = <S>(
   let last = options.cursor
   let lastSeq = options.seq
   let ended = false
+  let marked = options.live === undefined
   const emit = (events: ReadonlyArray<RuntimeEvent>) => {
     if (events.length > 0) {
       const newest = events[events.length - 1]!
@@ -277,9 +401,17 @@ export const stream = <S>(
   )
   const pull = Effect.suspend(() => {
     if (ended) return Effect.fail(Option.none())
-    if (pending.length === 0) return live
+    if (pending.length === 0) {
+      if (marked) return live
+      marked = true
+      return Effect.succeed(emit([liveEvent(options, replay.length)]))
+    }
     const out = pending.length > REPLAY_CHUNK ? pending.slice(0, REPLAY_CHUNK) : pending
     pending = pending.length > REPLAY_CHUNK ? pending.slice(REPLAY_CHUNK) : []
+    if (pending.length === 0 && !marked) {
+      marked = true
+      return Effect.succeed(emit([...out, liveEvent(options, replay.length)]))
+    }
     return Effect.succeed(emit(out))
   })
   return withPull(Stream.repeatEffectChunkOption(pull), pull)

@@ -1,4 +1,4 @@
-import { Chunk, Context, Effect, Either, Layer, Option, Scope, Stream, type Types } from "effect"
+import { Chunk, Context, type Duration, Effect, Either, Layer, Option, Scope, Stream, type Types } from "effect"
 import * as Backlog from "./Backlog.js"
 import * as Cursor from "./Cursor.js"
 import { ephemeralKinds, type EventKind, type EventOf, type RuntimeEvent } from "./Domain.js"
@@ -24,6 +24,10 @@ export interface SubscribeOptions {
   readonly cursor?: string | undefined
   readonly workerId?: string | undefined
   readonly kinds?: ReadonlyArray<string> | undefined
+  /** Send one `stream.live` event after the replay (for a stream opened with a cursor or `earliest`). */
+  readonly live?: boolean | undefined
+  /** Send `stream.bookmark` events at the log's bookmark interval when the position moved (for a filtered stream). */
+  readonly bookmarks?: boolean | undefined
 }
 
 /** Where durable events older than the in-memory backlog come from (the SQLite store); absent for memory. */
@@ -43,6 +47,8 @@ export interface EventLogOptions {
   readonly backlog: number
   /** How many undelivered events one subscriber may hold before it is ended with `stream.lagged`. */
   readonly subscriberBuffer: number
+  /** How often a subscriber with bookmarks may get one; absent: never. */
+  readonly bookmarkInterval?: Duration.DurationInput | undefined
   readonly durable?: DurableBacklog | undefined
 }
 
@@ -85,12 +91,20 @@ export class EventLog extends Context.Tag("@yoi/worker-runtime/EventLog")<EventL
 
 const REPLAY_PAGE = 1000
 
-export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =>
+export const make = (options: EventLogOptions): Effect.Effect<EventLogService, never, Scope.Scope> =>
   Effect.gen(function*() {
     const { epoch, runtimeId } = options
     const backlog = Backlog.make<RuntimeEvent>({ capacity: options.backlog, lastSeq: options.lastSeq })
     let lastSeq = options.lastSeq
-    const bus = yield* EventBus.make<RuntimeEvent>({ buffer: options.subscriberBuffer })
+    const bus = yield* EventBus.make<RuntimeEvent>({ buffer: options.subscriberBuffer, head: () => lastSeq })
+    if (options.bookmarkInterval !== undefined) {
+      // One timer for every subscriber: each tick lets each one with bookmarks send one if its position moved.
+      yield* Effect.sleep(options.bookmarkInterval).pipe(
+        Effect.zipRight(Effect.sync(bus.tick)),
+        Effect.forever,
+        Effect.forkScoped
+      )
+    }
     const lock = yield* Effect.makeSemaphore(1)
 
     const stamp = (drafts: ReadonlyArray<EventDraft>): Array<RuntimeEvent> => {
@@ -221,8 +235,11 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
         const matches = matcher(o)
         // The replay snapshot is taken as the subscriber registers: events up to `upTo` come from the backlog and
         // everything after it from the subscription, so there is no gap and no duplicate.
+        const bookmark = o.bookmarks === true
+          ? (seq: number) => EventBus.bookmarkEvent({ runtimeId, workerId: o.workerId }, Cursor.encode(epoch, seq), seq)
+          : undefined
         const subscription = yield* bus.subscribe(
-          { workerId: o.workerId, matches: kindsOnly(o) },
+          { workerId: o.workerId, matches: kindsOnly(o), bookmark },
           () => {
             const ringFrom = Math.max(backlog.low(), start + 1)
             const ringPart = backlog.range(start, lastSeq, matches)
@@ -244,13 +261,20 @@ export const make = (options: EventLogOptions): Effect.Effect<EventLogService> =
           workerId: o.workerId,
           cursor: Cursor.encode(epoch, start),
           seq: start,
-          message: `subscriber fell more than ${options.subscriberBuffer} events behind; resume from the cursor`
+          message: `subscriber fell more than ${options.subscriberBuffer} events behind; resume from the cursor`,
+          live: o.live === true ? { cursor: Cursor.encode(epoch, upTo), seq: upTo } : undefined
         }
         if (start + 1 >= ringFrom || options.durable === undefined) {
           return EventBus.stream(ringPart, subscription, lagged)
         }
-        const replay = replayFromStore(options.durable, start, ringFrom, upTo, ringPart, matches)
-        return EventBus.untilLagged(Stream.concat(replay, subscription.live), lagged)
+        let replayed = 0
+        const replay = replayFromStore(options.durable, start, ringFrom, upTo, ringPart, matches).pipe(
+          Stream.tap((item) => Effect.sync(() => item === EventBus.LAGGED ? undefined : void (replayed += 1)))
+        )
+        const marker = Stream.suspend(() =>
+          lagged.live === undefined ? Stream.empty : Stream.make(EventBus.liveEvent(lagged, replayed))
+        )
+        return EventBus.untilLagged(Stream.concat(Stream.concat(replay, marker), subscription.live), lagged)
       })
 
     return {
@@ -269,8 +293,9 @@ export const layer = (options: {
   readonly runtimeId: string
   readonly backlog: number
   readonly subscriberBuffer: number
+  readonly bookmarkInterval?: Duration.DurationInput | undefined
 }): Layer.Layer<EventLog, StoreError, WorkerStore> =>
-  Layer.effect(
+  Layer.scoped(
     EventLog,
     Effect.gen(function*() {
       const store = yield* WorkerStore

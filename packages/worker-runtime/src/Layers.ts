@@ -13,6 +13,8 @@ export interface RuntimeOptions {
   readonly displayName?: string | undefined
   readonly eventBacklog?: number | undefined
   readonly subscriberBuffer?: number | undefined
+  /** How often a filtered event stream gets a `stream.bookmark` when its position moved. Default 30,000 ms. */
+  readonly bookmarkIntervalMs?: number | undefined
   readonly historyLimit?: number | undefined
   /** Engines to offer; `echo` is always added unless one with that provider name is given. */
   readonly engines?: ReadonlyArray<Engine.Engine> | undefined
@@ -51,6 +53,7 @@ export const configFrom = (options: RuntimeOptions): Runtime.RuntimeConfigShape 
     displayName: options.displayName ?? options.runtimeId ?? base.displayName,
     eventBacklog: options.eventBacklog ?? base.eventBacklog,
     subscriberBuffer: options.subscriberBuffer ?? base.subscriberBuffer,
+    bookmarkIntervalMs: options.bookmarkIntervalMs ?? base.bookmarkIntervalMs,
     historyLimit: options.historyLimit ?? base.historyLimit,
     kind: options.kind ?? base.kind,
     engines: options.policy?.engines,
@@ -98,7 +101,8 @@ export const layerWith = <E, R>(
     Layer.provide(EventLog.layer({
       runtimeId: config.runtimeId,
       backlog: config.eventBacklog,
-      subscriberBuffer: config.subscriberBuffer
+      subscriberBuffer: config.subscriberBuffer,
+      bookmarkInterval: config.bookmarkIntervalMs
     }))
   )
   const withLog = Layer.provideMerge(log, base)

@@ -74,6 +74,10 @@ export const sseStalled = MetricKey.counter("yoi_sse_stalls_total", {
   description: "Times an event stream had to wait for a slow reader (its socket buffer was full), by server.",
   incremental: true
 })
+export const sseDropped = MetricKey.counter("yoi_sse_streams_dropped_total", {
+  description: "Event streams dropped by the write-stall guard: their reader stopped reading for the stall timeout.",
+  incremental: true
+})
 export const httpRequests = MetricKey.counter("yoi_http_requests_total", {
   description: "HTTP requests answered, by server, method, route template and status.",
   incremental: true

@@ -62,6 +62,8 @@ export interface RuntimeConfigShape {
   readonly eventBacklog: number
   /** Undelivered events one subscriber may hold before it gets `stream.lagged`. */
   readonly subscriberBuffer: number
+  /** How often a filtered event stream gets a `stream.bookmark` (when its position moved). */
+  readonly bookmarkIntervalMs: number
   /** The most transcript entries an engine may read as history for one turn. */
   readonly historyLimit: number
   /** `embedded` in another process, or `process` when served on its own (`yoi-runtime`). */
@@ -86,6 +88,7 @@ export const defaultConfig = (runtimeId = "local"): RuntimeConfigShape => ({
   displayName: runtimeId,
   eventBacklog: 10_000,
   subscriberBuffer: 1_024,
+  bookmarkIntervalMs: 30_000,
   historyLimit: 1_000,
   kind: "embedded",
   engines: undefined,
@@ -111,6 +114,10 @@ export interface SubscribeQuery {
   readonly cursor?: string | undefined
   readonly worker_id?: string | undefined
   readonly kinds?: ReadonlyArray<string> | undefined
+  /** One `stream.live` event after the replay; see `EventLog.SubscribeOptions`. */
+  readonly live?: boolean | undefined
+  /** `stream.bookmark` events at `bookmarkIntervalMs` while the position moves; see `EventLog.SubscribeOptions`. */
+  readonly bookmarks?: boolean | undefined
 }
 
 /**
@@ -198,7 +205,13 @@ export const make: Effect.Effect<
       if (unknownKind !== undefined) {
         return yield* new InvalidInput({ field: "kinds", message: `unknown event kind ${JSON.stringify(unknownKind)}` })
       }
-      return yield* log.subscribe({ cursor: query.cursor, workerId: query.worker_id, kinds: query.kinds })
+      return yield* log.subscribe({
+        cursor: query.cursor,
+        workerId: query.worker_id,
+        kinds: query.kinds,
+        live: query.live,
+        bookmarks: query.bookmarks
+      })
     })
 
   yield* Recovery.recover({ table, admission, turns })

@@ -1,7 +1,7 @@
 import type { FileSystem, HttpClient, HttpRouter, HttpServer } from "@effect/platform"
 import type { SqlError } from "@effect/sql"
 import type { MigrationError } from "@effect/sql/Migrator"
-import { type ConfigError, Layer } from "effect"
+import { type ConfigError, Duration, Layer } from "effect"
 import * as Audit from "./Audit.js"
 import { type BackendToken, Sessions } from "./Auth.js"
 import * as Store from "./Store.js"
@@ -48,7 +48,7 @@ export const layerServing = <E, R>(
     Layer.provide(options.policy),
     Layer.provideMerge(options.audit)
   )
-  const services = EventProxy.layer.pipe(
+  const services = EventProxy.layerWith({ bookmarkInterval: options.server?.bookmarkInterval }).pipe(
     Layer.provideMerge(registry),
     Layer.provideMerge(options.sessions ?? Sessions.layer)
   )
@@ -61,6 +61,16 @@ export const layerServing = <E, R>(
  */
 export const layerStore = (database: Store.Database): Layer.Layer<Audit.Audit | Sessions, Store.DatabaseError> =>
   Layer.mergeAll(Audit.layer, Sessions.layerSql).pipe(Layer.provide(Store.layer(database)))
+
+/** The event stream settings of the config file as server options. */
+export const serverOptions = (config: ResolvedConfig): Server.ServerOptions => {
+  const events = config.events ?? {}
+  return {
+    ...(events.heartbeat_ms === undefined ? {} : { heartbeat: Duration.millis(events.heartbeat_ms) }),
+    ...(events.stall_timeout_ms === undefined ? {} : { stallTimeout: Duration.millis(events.stall_timeout_ms) }),
+    ...(events.bookmark_ms === undefined ? {} : { bookmarkInterval: Duration.millis(events.bookmark_ms) })
+  }
+}
 
 /** The whole Backend from its config: runtimes (embedded, remote, legacy), policy, audit store, browser API. */
 export const layer = (
@@ -84,7 +94,7 @@ export const layer = (
     policy: Policy.layerConfig(options.config),
     audit: store,
     sessions: store,
-    server: options.server,
+    server: { ...serverOptions(options.config), ...options.server },
     registry: { ...options.registry, workspaceId: options.config.workspaceId }
   })
 }

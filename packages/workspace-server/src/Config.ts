@@ -96,6 +96,17 @@ export const CompanionConfig = Schema.Struct({
 })
 export type CompanionConfig = typeof CompanionConfig.Type
 
+/** The browser event streams (`/api/events` and the per-worker streams) and the runtimes' streams behind them. */
+export const EventsConfig = Schema.Struct({
+  /** Heartbeat comment interval (default 15,000 ms). */
+  heartbeat_ms: Schema.optional(Schema.Int.pipe(Schema.between(10, 3_600_000))),
+  /** How often a filtered stream gets a `stream.bookmark` when its position moved (default 30,000 ms). */
+  bookmark_ms: Schema.optional(Schema.Int.pipe(Schema.between(10, 3_600_000))),
+  /** A stream whose reader stopped reading is dropped after this long without progress (default 30,000 ms). */
+  stall_timeout_ms: Schema.optional(Schema.Int.pipe(Schema.between(10, 3_600_000)))
+})
+export type EventsConfig = typeof EventsConfig.Type
+
 /** The config file. An absent `embedded` means the default embedded runtime; `null` means none. */
 export const BackendConfig = Schema.Struct({
   /** Names this Backend's workspace: the workers it creates carry it, and on a shared remote it sees only those. */
@@ -115,7 +126,8 @@ export const BackendConfig = Schema.Struct({
       message: () => "database must be a postgres:// URL (or {\"env\": ...} / {\"file\": ...} naming one)"
     })),
     TokenRef
-  ))
+  )),
+  events: Schema.optional(EventsConfig)
 })
 export type BackendConfig = typeof BackendConfig.Type
 
@@ -128,6 +140,7 @@ export interface ResolvedConfig {
   readonly companion: CompanionConfig | undefined
   /** The Backend database named in the config, unresolved (a reference is read at start). */
   readonly database?: string | TokenRef | undefined
+  readonly events?: EventsConfig | undefined
 }
 
 export const COMPANION_WORKER_ID = "companion"
@@ -210,7 +223,8 @@ export const resolve = (raw: unknown, dataDir: string): Either.Either<ResolvedCo
     remotes,
     legacyPods,
     companion,
-    database: config.database
+    database: config.database,
+    events: config.events
   })
 }
 

@@ -40,7 +40,12 @@ export const make = (runtime: Runtime.RuntimeService, displayName: string = runt
     delete: (workerId) => run(runtime.delete(workerId), workerId),
     transcript: (workerId, query) => run(runtime.transcript(workerId, query), workerId),
     subscribe: (query) =>
-      runtime.subscribe({ cursor: query.cursor, worker_id: query.workerId }).pipe(
+      runtime.subscribe({
+        cursor: query.cursor,
+        worker_id: query.workerId,
+        live: query.live,
+        bookmarks: query.workerId !== undefined
+      }).pipe(
         Effect.map(Stream.mapError(mapError(query.workerId))),
         Effect.mapError(mapError(query.workerId))
       ),

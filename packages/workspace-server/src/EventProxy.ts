@@ -1,5 +1,5 @@
 import { type Domain, SseWire } from "@yoi/worker-runtime"
-import { Context, Effect, Either, Layer, Option, type Scope, Stream } from "effect"
+import { Chunk, Context, Duration, Effect, Either, Layer, Option, type Scope, Stream } from "effect"
 import type { CallerShape } from "./Auth.js"
 import * as CompositeCursor from "./CompositeCursor.js"
 import type * as Errors from "@yoi/backend-api/Errors"
@@ -70,10 +70,29 @@ const eventFrame = (id: string, event: Domain.RuntimeEvent): Frame => ({
 /** Runtimes that cannot be reached are left out of a composite stream; their position is kept in the cursor. */
 const isUnreachable = (e: Errors.HandleError) => e._tag === "RuntimeUnavailable" || e._tag === "UpstreamTimeout"
 
-export const make = (registry: RuntimeRegistryService): EventProxyService => {
-  const subscribeOne = (h: RuntimeHandle, cursor: string | undefined) =>
-    h.subscribe({ cursor }).pipe(
-      Effect.map((stream) => Option.some({ h, stream })),
+export interface EventProxyOptions {
+  /** How often `/api/events` sends a `stream.bookmark` when a hidden event or a runtime's bookmark moved it. */
+  readonly bookmarkInterval?: Duration.DurationInput | undefined
+}
+
+const TICK: unique symbol = Symbol("tick")
+type Tick = typeof TICK
+type Item = readonly [string, Domain.RuntimeEvent] | Tick
+
+/** A mark of the composite stream: it spans every runtime, so it has no runtime and no seq of its own. */
+const compositeMark = (kind: "stream.bookmark" | "stream.live", cursor: string, replayed: number): Frame =>
+  eventFrame(
+    cursor,
+    kind === "stream.bookmark"
+      ? { cursor, seq: 0, runtime_id: "", kind, at: new Date().toISOString(), data: { resume_cursor: cursor } }
+      : { cursor, seq: 0, runtime_id: "", kind, at: new Date().toISOString(), data: { replayed } }
+  )
+
+export const make = (registry: RuntimeRegistryService, options: EventProxyOptions = {}): EventProxyService => {
+  const bookmarkInterval = options.bookmarkInterval ?? Duration.seconds(30)
+  const subscribeOne = (h: RuntimeHandle, cursor: string | undefined, live: boolean) =>
+    h.subscribe({ cursor, live }).pipe(
+      Effect.map((stream) => Option.some({ h, stream, marked: live && cursor !== undefined })),
       Effect.catchIf(isUnreachable, (e) =>
         Effect.as(Effect.logDebug(`events: runtime ${h.runtimeId} left out of the stream (${e._tag})`), Option.none()))
     )
@@ -87,6 +106,8 @@ export const make = (registry: RuntimeRegistryService): EventProxyService => {
         if (Either.isLeft(decoded)) return yield* decoded.left
         given = decoded.right
       }
+      // A stream opened with a cursor has a history: it gets one `stream.live` once every runtime's replay is done.
+      const live = cursor !== undefined && cursor !== ""
       const handles = registry.handles(caller)
       const positions = new Map<string, string>()
       const subscriptions = yield* Effect.forEach(handles, (h) =>
@@ -95,34 +116,82 @@ export const make = (registry: RuntimeRegistryService): EventProxyService => {
           // The starting position is taken before subscribing so that a resume never skips what happens between.
           const position = start ?? Option.getOrUndefined(yield* h.headCursor)
           if (position !== undefined) positions.set(h.runtimeId, position)
-          return yield* subscribeOne(h, start ?? position)
+          return yield* subscribeOne(h, start ?? position, live)
         }), { concurrency: "unbounded" })
       const streams = subscriptions.flatMap((s) =>
         Option.isSome(s)
-          ? [s.value.stream.pipe(Stream.map((event) => [s.value.h.runtimeId, event] as const))]
+          ? [s.value.stream.pipe(Stream.map((event): Item => [s.value.h.runtimeId, event] as const))]
           : []
       )
       const start = CompositeCursor.encode(positions)
-      const frames = Stream.mergeAll(streams, { concurrency: "unbounded" }).pipe(
-        Stream.map(([runtimeId, event]): Frame => {
-          if (event.kind === "stream.lagged") {
-            const resume = CompositeCursor.encode(positions)
-            return eventFrame(resume, {
-              ...event,
-              runtime_id: runtimeId,
-              cursor: resume,
-              data: {
-                resume_cursor: resume,
-                message: `the subscription of runtime ${runtimeId} fell too far behind; resume from the cursor`
-              }
-            })
+      // Runtimes whose replay is still going: each sends `stream.live` when it is done.
+      let replaying = subscriptions.filter((s) => Option.isSome(s) && s.value.marked).length
+      let liveSent = !live
+      let replayed = 0
+      // A runtime's bookmark (or an event hidden from this caller) moved the position with no frame sent yet.
+      let moved = false
+      const toFrames = (items: Chunk.Chunk<Item>) => {
+        const out: Array<Frame> = []
+        for (const item of items) {
+          if (item === TICK) {
+            if (moved) {
+              moved = false
+              out.push(compositeMark("stream.bookmark", CompositeCursor.encode(positions), 0))
+            }
+            continue
           }
-          positions.set(runtimeId, event.cursor)
-          return eventFrame(CompositeCursor.encode(positions), event)
-        }),
+          const [runtimeId, event] = item
+          switch (event.kind) {
+            case "stream.lagged": {
+              const resume = CompositeCursor.encode(positions)
+              out.push(eventFrame(resume, {
+                ...event,
+                runtime_id: runtimeId,
+                cursor: resume,
+                data: {
+                  resume_cursor: resume,
+                  message: `the subscription of runtime ${runtimeId} fell too far behind; resume from the cursor`
+                }
+              }))
+              return Chunk.unsafeFromArray(out)
+            }
+            case "stream.bookmark": {
+              positions.set(runtimeId, event.cursor)
+              moved = true
+              continue
+            }
+            case "stream.live": {
+              if (event.cursor !== "") positions.set(runtimeId, event.cursor)
+              replaying -= 1
+              replayed += event.data.replayed
+              if (!liveSent && replaying <= 0) {
+                liveSent = true
+                moved = false
+                out.push(compositeMark("stream.live", CompositeCursor.encode(positions), replayed))
+              }
+              continue
+            }
+            default: {
+              positions.set(runtimeId, event.cursor)
+              moved = false
+              out.push(eventFrame(CompositeCursor.encode(positions), event))
+            }
+          }
+        }
+        return Chunk.unsafeFromArray(out)
+      }
+      const merged = Stream.mergeAll(streams, { concurrency: "unbounded" })
+      const ticks = Stream.map(Stream.tick(bookmarkInterval), (): Item => TICK)
+      const frames = (streams.length === 0 ? merged : Stream.merge(merged, ticks, { haltStrategy: "left" })).pipe(
+        Stream.mapChunks(toFrames),
         Stream.takeUntil((frame) => frame._tag === "Event" && frame.event === "stream.lagged"),
         Stream.catchAll((e) => Stream.make(errorFrame(e)))
       )
+      // With no runtime to wait for, a stream opened with a cursor is live at once.
+      if (!liveSent && replaying <= 0) {
+        liveSent = true
+        return { start, frames: Stream.concat(Stream.make(compositeMark("stream.live", start, 0)), frames) }
+      }
       return { start, frames }
     })
 
@@ -131,7 +200,8 @@ export const make = (registry: RuntimeRegistryService): EventProxyService => {
       const h = yield* registry.handle(caller, runtimeId)
       const given = cursor === "" ? undefined : cursor
       const start = given ?? Option.getOrUndefined(yield* h.headCursor)
-      const stream = yield* h.subscribe({ cursor: start, workerId })
+      // The runtime's (or the hub's) own marks pass through: they carry this runtime's cursors.
+      const stream = yield* h.subscribe({ cursor: start, workerId, live: given !== undefined })
       const frames = stream.pipe(
         Stream.map((event) => eventFrame(event.cursor, event)),
         Stream.catchAll((e) => Stream.make(errorFrame(e)))
@@ -142,7 +212,7 @@ export const make = (registry: RuntimeRegistryService): EventProxyService => {
   return { all, worker }
 }
 
-export const layer: Layer.Layer<EventProxy, never, RuntimeRegistry> = Layer.effect(
-  EventProxy,
-  Effect.map(RuntimeRegistry, make)
-)
+export const layerWith = (options: EventProxyOptions = {}): Layer.Layer<EventProxy, never, RuntimeRegistry> =>
+  Layer.effect(EventProxy, Effect.map(RuntimeRegistry, (registry) => make(registry, options)))
+
+export const layer: Layer.Layer<EventProxy, never, RuntimeRegistry> = layerWith()

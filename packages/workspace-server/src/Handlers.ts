@@ -51,6 +51,8 @@ const isJsonType = (contentType: string) => {
 export interface SseOptions {
   /** How often a comment line is written to keep proxies from closing an idle stream. */
   readonly heartbeat: Duration.DurationInput
+  /** A stream whose reader stopped reading is dropped after this long without progress. */
+  readonly stallTimeout?: Duration.DurationInput | undefined
 }
 
 /** What the observation audit records of a stream besides its counts: who opened which stream, from where. */
@@ -381,4 +383,4 @@ export const layer = (options: SseOptions) =>
     layerSession,
     layerSignIn,
     layerAccount
-  ).pipe(Layer.provide(Sse.SseControl.layer(options.heartbeat)))
+  ).pipe(Layer.provide(Sse.SseControl.layer(options.heartbeat, options.stallTimeout)))

@@ -1,10 +1,14 @@
 import { FileSystem } from "@effect/platform"
-import { Domain, Ids } from "@yoi/worker-runtime"
+import { Domain, EventBus, Ids } from "@yoi/worker-runtime"
 import { Effect, Either, Option, Schema, Stream } from "effect"
 import * as NodePath from "node:path"
 import * as Errors from "@yoi/backend-api/Errors"
 import type { RuntimeHandle } from "./RuntimeHandle.js"
 import type * as Views from "@yoi/backend-api/Views"
+
+/** The `stream.live` of a runtime with no events: no position (an empty cursor), nothing replayed. */
+const liveAtOnce = (runtimeId: string) =>
+  EventBus.liveEvent({ runtimeId, cursor: "", seq: 0, message: "", live: { cursor: "", seq: 0 } }, 0)
 
 // The on-disk format of the older pod runner: `<dir>/<name>/metadata.json` per pod and the allocation table
 // `<dir>/workers.json`. Fields this adapter does not show (sockets, session ids, workspace roots, scopes) are read
@@ -230,7 +234,12 @@ export const make = (options: LegacyPodsOptions): Effect.Effect<RuntimeHandle, n
       transcript: (workerId) => Effect.zipRight(getWorker(workerId), unsupported("transcript")),
       subscribe: (query) =>
         query.workerId === undefined
-          ? Effect.succeed(Stream.never)
+          // No events and no position: a stream opened with a cursor is live at once.
+          ? Effect.succeed(
+            query.live === true
+              ? Stream.concat(Stream.make(liveAtOnce(runtimeId)), Stream.never)
+              : Stream.never
+          )
           : Effect.zipRight(getWorker(query.workerId), unsupported("events")),
       headCursor: Effect.succeed(Option.none())
     }

@@ -26,6 +26,8 @@ export interface RemoteOptions {
   readonly backlog?: number | undefined
   /** Undelivered events one browser may hold before it gets `stream.lagged`. Default 1,024. */
   readonly subscriberBuffer?: number | undefined
+  /** How often a browser's worker stream gets a `stream.bookmark` when its position moved. Default 30 s. */
+  readonly bookmarkInterval?: Duration.DurationInput | undefined
   /** Reconnect delays of the upstream event subscription (exponential, jittered). Default 250 ms to 10 s. */
   readonly reconnect?: {
     readonly initialDelay?: Duration.DurationInput | undefined
@@ -145,7 +147,12 @@ export const make = (
     const proxyOk = proxyLatency(runtimeId, "ok")
     const proxyFailed = proxyLatency(runtimeId, "error")
     const subscriberBuffer = options.subscriberBuffer ?? 1_024
-    const hub = yield* Hub.make({ runtimeId, backlog: options.backlog ?? 10_000, subscriberBuffer })
+    const hub = yield* Hub.make({
+      runtimeId,
+      backlog: options.backlog ?? 10_000,
+      subscriberBuffer,
+      bookmarkInterval: options.bookmarkInterval ?? Duration.seconds(30)
+    })
 
     let health: Health = {
       status: "offline",
@@ -453,7 +460,7 @@ export const make = (
     /** A browser that resumes from before what the hub holds gets its own upstream subscription. */
     const dedicated = (cursor: string, workerId: string | undefined) =>
       Effect.map(checkCursor(cursor, workerId), () =>
-        current().events.stream({ cursor, workerId }).pipe(
+        current().events.stream({ cursor, workerId, markers: true }).pipe(
           Stream.map(fixEvent),
           Stream.mapError(mapError(workerId))
         ))
@@ -466,11 +473,12 @@ export const make = (
         }
         const cursor = query.cursor === "" ? undefined : query.cursor
         if (cursor === undefined) return yield* hub.subscribe({ workerId })
+        const live = query.live
         if (cursor === "earliest") return yield* dedicated(cursor, workerId)
         const coverage = hub.covers(cursor)
         switch (coverage._tag) {
           case "Covered":
-            return yield* hub.subscribe({ after: coverage.seq, workerId })
+            return yield* hub.subscribe({ after: coverage.seq, workerId, live })
           case "Malformed":
             return yield* new Errors.CursorInvalid({
               runtime_id: runtimeId,

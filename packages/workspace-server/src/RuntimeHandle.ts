@@ -20,6 +20,11 @@ export interface SubscribeQuery {
   /** A cursor of this runtime, `"earliest"`, or absent for "from now". */
   readonly cursor?: string | undefined
   readonly workerId?: string | undefined
+  /**
+   * One `stream.live` event after the replay of a stream opened with a cursor. A worker stream also gets
+   * `stream.bookmark` events; a remote stream served by its runtime passes on the runtime's own.
+   */
+  readonly live?: boolean | undefined
 }
 
 /** What the handle knows of its runtime without waiting on the network (the registry adds policy fields). */

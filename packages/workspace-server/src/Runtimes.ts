@@ -37,10 +37,12 @@ export interface RuntimesOptions {
  * engines are offered next to the offline `echo` default; they reach the network only when a worker asks for one.
  */
 export const embeddedLayer = (
-  config: NonNullable<ResolvedConfig["embedded"]>
+  config: NonNullable<ResolvedConfig["embedded"]>,
+  events?: ResolvedConfig["events"]
 ): Layer.Layer<Runtime.Runtime, EmbeddedStoreError | BackendConfigError> => {
   const options: RuntimeOptions = {
     runtimeId: config.runtime_id,
+    ...(events?.bookmark_ms === undefined ? {} : { bookmarkIntervalMs: events.bookmark_ms }),
     displayName: config.display_name ?? config.runtime_id,
     engineLayer: LlmEngines.layerFetch(),
     policy: { engines: config.engines, tools: config.tools, scope_roots: config.scope_roots }
@@ -90,10 +92,11 @@ export const ensureCompanion = (runtime: Runtime.RuntimeService, companion: Comp
 const buildEmbedded = (
   config: NonNullable<ResolvedConfig["embedded"]>,
   companion: CompanionConfig | undefined,
-  drainGrace: Duration.DurationInput
+  drainGrace: Duration.DurationInput,
+  events: ResolvedConfig["events"]
 ) =>
   Effect.gen(function*() {
-    const context = yield* Layer.build(embeddedLayer(config))
+    const context = yield* Layer.build(embeddedLayer(config, events))
     const runtime = Context.get(context, Runtime.Runtime)
     yield* Effect.addFinalizer(() => runtime.drain(Duration.toMillis(drainGrace)))
     if (companion !== undefined) yield* ensureCompanion(runtime, companion)
@@ -112,12 +115,16 @@ export const fromConfig = (
   Effect.gen(function*() {
     const handles: Array<RuntimeHandle> = []
     if (config.embedded !== undefined) {
-      handles.push(yield* buildEmbedded(config.embedded, config.companion, options.drainGrace ?? Duration.seconds(5)))
+      const grace = options.drainGrace ?? Duration.seconds(5)
+      handles.push(yield* buildEmbedded(config.embedded, config.companion, grace, config.events))
     }
     for (const [i, remote] of config.remotes.entries()) {
       const token = yield* resolveToken(remote.token, `remotes[${i}].token`)
       const remoteHandle = yield* RemoteHandle.make({
         ...RemoteHandle.defaults,
+        ...(config.events?.bookmark_ms === undefined
+          ? {}
+          : { bookmarkInterval: Duration.millis(config.events.bookmark_ms) }),
         ...options.remote,
         runtimeId: remote.runtime_id,
         displayName: remote.display_name,

@@ -24,6 +24,10 @@ import type { RuntimeRegistry } from "./RuntimeRegistry.js"
 export interface ServerOptions {
   /** SSE heartbeat interval. Default 15 s. */
   readonly heartbeat?: Duration.DurationInput | undefined
+  /** A stream whose reader stopped reading is dropped after this long without progress. Default 30 s. */
+  readonly stallTimeout?: Duration.DurationInput | undefined
+  /** How often `/api/events` may send a `stream.bookmark`. Default 30 s. */
+  readonly bookmarkInterval?: Duration.DurationInput | undefined
   /** Larger bodies are refused with `PayloadTooLarge` (413). Default 8 MiB. */
   readonly maxBodyBytes?: number | undefined
   /** The built console to serve at `/`; default `@yoi/console`'s `dist/`, `false` for the API only. */
@@ -102,7 +106,10 @@ export const layer = (
   | HttpRouter.HttpRouter.DefaultServices
 > => {
   const maxBodyBytes = options.maxBodyBytes ?? Handlers.MAX_BODY_BYTES
-  const groups = Handlers.layer({ heartbeat: options.heartbeat ?? Duration.seconds(15) }).pipe(
+  const groups = Handlers.layer({
+    heartbeat: options.heartbeat ?? Duration.seconds(15),
+    stallTimeout: options.stallTimeout
+  }).pipe(
     Layer.provide(Auth.layer)
   )
   const api = HttpApiBuilder.api(BrowserApi).pipe(Layer.provide(groups))

@@ -1,4 +1,4 @@
-import type { Domain } from "@yoi/worker-runtime"
+import { type Domain, EventBus } from "@yoi/worker-runtime"
 import { Effect, Stream } from "effect"
 import * as Errors from "@yoi/backend-api/Errors"
 import type { RuntimeHandle } from "./RuntimeHandle.js"
@@ -95,7 +95,11 @@ export const restrict = (handle: RuntimeHandle, workspaceId: string): RuntimeHan
     subscribe: (query) =>
       (query.workerId === undefined ? Effect.void : owned(query.workerId, Effect.void)).pipe(
         Effect.zipRight(handle.subscribe(query)),
-        Effect.map(Stream.filterEffect(visible))
+        // Another workspace's event is not shown, but the position moves past it: a bookmark carries it, which
+        // `/api/events` folds into its own bookmarks so that a quiet reader here stays resumable.
+        Effect.map(Stream.mapEffect((event) =>
+          Effect.map(visible(event), (shown) => shown ? event : EventBus.bookmarkEvent(handle, event.cursor, event.seq))
+        ))
       ),
     headCursor: handle.headCursor
   }

@@ -164,7 +164,7 @@ export const startBackend = (
       policy: Policy.layerConfig(resolved),
       audit: store ?? Audit.layerSqlite(":memory:"),
       sessions: store,
-      server: { heartbeat: options.heartbeat ?? Duration.seconds(1) },
+      server: { heartbeat: options.heartbeat ?? Duration.seconds(1), ...Backend.serverOptions(resolved) },
       registry: { listingTimeout: options.listingTimeout ?? Duration.seconds(3), workspaceId: resolved.workspaceId }
     }).pipe(
       Layer.provideMerge(NodeHttpServer.layerTest),

@@ -1,5 +1,5 @@
 import { Backlog, Cursor, type Domain, EventBus } from "@yoi/worker-runtime"
-import { Effect, Either, Option, type Scope, Stream } from "effect"
+import { type Duration, Effect, Either, Option, type Scope, type Stream } from "effect"
 
 // The fan-out behind one upstream subscription: a `Backlog` of recent events (for resume) and an `EventBus` (the
 // `PubSub`-based fan-out the runtime's own event log uses), which holds each browser to its own bound. A browser
@@ -17,6 +17,8 @@ export interface HubOptions {
   readonly runtimeId: string
   readonly backlog: number
   readonly subscriberBuffer: number
+  /** How often a worker subscriber gets a `stream.bookmark` when its position moved; absent: never. */
+  readonly bookmarkInterval?: Duration.DurationInput | undefined
 }
 
 export interface Hub {
@@ -30,16 +32,28 @@ export interface Hub {
   readonly head: () => Option.Option<string>
   readonly covers: (cursor: string) => Coverage
   readonly subscriberCount: () => number
-  /** Subscribes from "now" (`after` absent) or after a covered seq. */
+  /**
+   * Subscribes from "now" (`after` absent) or after a covered seq; `live` adds a `stream.live` event after the
+   * replay, and a worker subscriber gets bookmarks.
+   */
   readonly subscribe: (options: {
     readonly after?: number | undefined
     readonly workerId?: string | undefined
+    readonly live?: boolean | undefined
   }) => Effect.Effect<Stream.Stream<Domain.RuntimeEvent>, never, Scope.Scope>
 }
 
-export const make = (options: HubOptions): Effect.Effect<Hub> =>
-  Effect.map(EventBus.make<Domain.RuntimeEvent>({ buffer: options.subscriberBuffer }), (bus) => {
+export const make = (options: HubOptions): Effect.Effect<Hub, never, Scope.Scope> =>
+  Effect.gen(function*() {
     const backlog = Backlog.make<Domain.RuntimeEvent>({ capacity: options.backlog, lastSeq: -1 })
+    const bus = yield* EventBus.make<Domain.RuntimeEvent>({ buffer: options.subscriberBuffer, head: backlog.lastSeq })
+    if (options.bookmarkInterval !== undefined) {
+      yield* Effect.sleep(options.bookmarkInterval).pipe(
+        Effect.zipRight(Effect.sync(bus.tick)),
+        Effect.forever,
+        Effect.forkScoped
+      )
+    }
     let epoch: string | undefined
     let headCursor: Option.Option<string> = Option.none()
 
@@ -55,7 +69,8 @@ export const make = (options: HubOptions): Effect.Effect<Hub> =>
         const cuts: Array<Effect.Effect<void>> = []
         let batch: Array<Domain.RuntimeEvent> = []
         for (const event of events) {
-          if (event.kind === "stream.lagged") continue
+          // Stream-local events (a lag, a live boundary, a bookmark) belong to the upstream connection, not the log.
+          if (event.kind.startsWith("stream.")) continue
           // The epoch is read only where continuity is in doubt: the first event, or one that does not follow the last.
           if (epoch === undefined || event.seq !== backlog.lastSeq() + 1) {
             const pos = Cursor.decode(event.cursor)
@@ -105,17 +120,22 @@ export const make = (options: HubOptions): Effect.Effect<Hub> =>
           ? undefined
           : (e: Domain.RuntimeEvent) => e.worker_id === workerId
         // The subscription joins before the replay snapshot is taken: no gap and no duplicate.
-        const subscription = yield* bus.subscribe({ workerId }, () => {
+        const bookmark = workerId === undefined || epoch === undefined
+          ? undefined
+          : (seq: number) =>
+            EventBus.bookmarkEvent({ runtimeId: options.runtimeId, workerId }, Cursor.encode(epoch!, seq), seq)
+        const subscription = yield* bus.subscribe({ workerId, bookmark }, () => {
           const lastSeq = backlog.lastSeq()
           const start = o.after ?? lastSeq
           // Events at or before `after` are skipped live (a cursor the hub has not reached yet).
           return {
             upTo: Math.max(start, lastSeq),
-            snapshot: { replay: backlog.range(start, lastSeq, byWorker), start }
+            snapshot: { replay: backlog.range(start, lastSeq, byWorker), start, upTo: Math.max(start, lastSeq) }
           }
         })
-        const { replay, start } = subscription.snapshot
+        const { replay, start, upTo } = subscription.snapshot
         return EventBus.stream(replay, subscription, {
+          live: o.live === true && epoch !== undefined ? { cursor: Cursor.encode(epoch, upTo), seq: upTo } : undefined,
           runtimeId: options.runtimeId,
           workerId,
           cursor: o.after !== undefined && epoch !== undefined
