@@ -13,6 +13,8 @@ export interface RuntimeOptions {
   readonly eventBacklog?: number | undefined
   readonly subscriberBuffer?: number | undefined
   readonly historyLimit?: number | undefined
+  /** The most inputs one worker's queue holds (default 16). */
+  readonly queueLimit?: number | undefined
   /** Engines to offer; `echo` is always added unless one with that provider name is given. */
   readonly engines?: ReadonlyArray<Engine.Engine> | undefined
   /**
@@ -55,7 +57,8 @@ export const configFrom = (options: RuntimeOptions): Runtime.RuntimeConfigShape 
     engines: options.policy?.engines,
     implicitProfiles: (options.engines ?? []).map((e) => e.provider),
     tools: options.policy?.tools ?? [],
-    scopeRoots: options.policy?.scope_roots ?? []
+    scopeRoots: options.policy?.scope_roots ?? [],
+    queueLimit: Math.max(1, Math.min(Runtime.MAX_QUEUE_LIMIT, options.queueLimit ?? base.queueLimit))
   }
 }
 

@@ -99,8 +99,18 @@ export const layerWorkers = HttpApiBuilder.group(BrowserApi, "workers", (handler
           const accepted = yield* registry.sendInput(caller, path.runtime_id, path.worker_id, readJson(request))
           return yield* HttpServerResponse.json(accepted, { status: 202 }).pipe(Effect.orDie)
         }))
-      .handle("cancel", ({ path }) =>
-        Effect.flatMap(Caller, (caller) => registry.cancel(caller, path.runtime_id, path.worker_id)))
+      .handle("cancel", ({ path, payload, urlParams }) =>
+        Effect.gen(function*() {
+          const caller = yield* Caller
+          const waitMs = urlParams.wait_ms
+          if (waitMs !== undefined && !/^\d{1,5}$/.test(waitMs)) {
+            return yield* new InvalidInput({ field: "wait_ms", message: "wait_ms must be an integer from 0 to 60000" })
+          }
+          return yield* registry.cancel(caller, path.runtime_id, path.worker_id, {
+            turn_id: payload?.turn_id,
+            wait_ms: waitMs === undefined ? undefined : Number(waitMs)
+          })
+        }))
       .handle("stop", ({ path }) =>
         Effect.flatMap(Caller, (caller) => registry.stop(caller, path.runtime_id, path.worker_id)))
       .handle("restore", ({ path }) =>

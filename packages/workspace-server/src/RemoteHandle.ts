@@ -357,9 +357,16 @@ export const make = (
           call(client.workers.input({ path: { worker_id: workerId }, payload: input }), workerId),
           (r) => ({ ...r, worker: fixWorker(r.worker) })
         ),
-      cancel: (workerId) =>
+      cancel: (workerId, options) =>
         Effect.map(
-          call(client.workers.cancel({ path: { worker_id: workerId } }), workerId),
+          call(
+            client.workers.cancel({
+              path: { worker_id: workerId },
+              payload: options?.turn_id === undefined ? null : { turn_id: options.turn_id },
+              urlParams: options?.wait_ms === undefined ? {} : { wait_ms: options.wait_ms }
+            }),
+            workerId
+          ),
           (r) => ({ ...r, worker: fixWorker(r.worker) })
         ),
       stop: (workerId) => Effect.map(call(client.workers.stop({ path: { worker_id: workerId } }), workerId), fixWorker),

@@ -8,10 +8,13 @@ import {
   Forbidden,
   InvalidInput,
   PayloadTooLarge,
+  QueueFull,
   RuntimeNotFound,
   RuntimeUnavailable,
   ScopeConflict,
   ScopeNotPermitted,
+  TurnNotFound,
+  TurnWaitTimeout,
   UnsupportedOperation,
   UpstreamTimeout,
   WorkerAlreadyExists,
@@ -20,7 +23,7 @@ import {
   WorkerStateConflict,
   WorkerStopped
 } from "../Errors.js"
-import { CancelResult, CreateResult, DeleteResult, InputAccepted, TranscriptPage, WorkerPage, WorkerView } from "../Views.js"
+import { CancelResult, CreateResult, DeleteResult, InputResult, TranscriptPage, WorkerPage, WorkerView } from "../Views.js"
 import { EventStream, EventsHeaders, EventsUrlParams, RuntimePath, WorkerPath } from "./common.js"
 
 /**
@@ -37,6 +40,10 @@ export const ListUrlParams = Schema.Struct({
   status: Schema.optional(Schema.String.annotations({ jsonSchema: { type: "string", enum: ["idle", "running", "stopped"] } })),
   limit: Schema.optional(Limit(500)),
   page_token: Schema.optional(Schema.String)
+})
+
+export const CancelUrlParams = Schema.Struct({
+  wait_ms: Schema.optional(Schema.String.annotations({ jsonSchema: { type: "integer", minimum: 0, maximum: 60_000 } }))
 })
 
 export const TranscriptUrlParams = Schema.Struct({
@@ -62,12 +69,13 @@ const group = HttpApiGroup.make("workers")
     .addSuccess(WorkerView)
     .annotate(OpenApi.Summary, "Get a worker"))
   .add(HttpApiEndpoint.post("input", "/api/runtimes/:runtime_id/workers/:worker_id/input").setPath(WorkerPath)
-    .setPayload(Domain.SendInput).addSuccess(InputAccepted, { status: 202 })
+    .setPayload(Domain.SendInput).addSuccess(InputResult, { status: 202 })
     .annotate(OpenApi.Summary, "Send input to a worker")
-    .annotate(OpenApi.Description, "Audited; starts a turn."))
+    .annotate(OpenApi.Description, "Audited; starts a turn, or with `busy` interrupts the running one or queues the input."))
   .add(HttpApiEndpoint.post("cancel", "/api/runtimes/:runtime_id/workers/:worker_id/cancel").setPath(WorkerPath)
-    .addSuccess(CancelResult)
-    .annotate(OpenApi.Summary, "Cancel a worker's running turn"))
+    .setPayload(Schema.NullOr(Domain.CancelRequest)).setUrlParams(CancelUrlParams).addSuccess(CancelResult)
+    .annotate(OpenApi.Summary, "Cancel a worker's running turn")
+    .annotate(OpenApi.Description, "Audited. `{\"turn_id\"}` cancels that turn only; `wait_ms` waits for its end."))
   .add(HttpApiEndpoint.post("stop", "/api/runtimes/:runtime_id/workers/:worker_id/stop").setPath(WorkerPath)
     .addSuccess(WorkerView)
     .annotate(OpenApi.Summary, "Stop a worker"))
@@ -92,6 +100,9 @@ const group = HttpApiGroup.make("workers")
   .addError(CursorInvalid)
   .addError(CursorExpired)
   .addError(WorkerBusy)
+  .addError(QueueFull)
+  .addError(TurnNotFound)
+  .addError(TurnWaitTimeout)
   .addError(WorkerStopped)
   .addError(WorkerAlreadyExists)
   .addError(WorkerStateConflict)
