@@ -23,7 +23,7 @@ import {
   WorkerStateConflict,
   WorkerStopped
 } from "../Errors.js"
-import { CancelResult, CreateResult, DeleteResult, InputResult, TranscriptPage, WorkerPage, WorkerView } from "../Views.js"
+import { CancelResult, CreateResult, DeleteResult, InputAccepted, InputQueued, TranscriptPage, WorkerPage, WorkerView } from "../Views.js"
 import { EventStream, EventsHeaders, EventsUrlParams, RuntimePath, WorkerPath } from "./common.js"
 
 /**
@@ -69,7 +69,8 @@ const group = HttpApiGroup.make("workers")
     .addSuccess(WorkerView)
     .annotate(OpenApi.Summary, "Get a worker"))
   .add(HttpApiEndpoint.post("input", "/api/runtimes/:runtime_id/workers/:worker_id/input").setPath(WorkerPath)
-    .setPayload(Domain.SendInput).addSuccess(InputResult, { status: 202 })
+    .setPayload(Domain.SendInput).addSuccess(InputAccepted, { status: 202 })
+    .addSuccess(InputQueued, { status: 202 })
     .annotate(OpenApi.Summary, "Send input to a worker")
     .annotate(OpenApi.Description, "Audited; starts a turn, or with `busy` interrupts the running one or queues the input."))
   .add(HttpApiEndpoint.post("cancel", "/api/runtimes/:runtime_id/workers/:worker_id/cancel").setPath(WorkerPath)
