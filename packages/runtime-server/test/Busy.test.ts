@@ -113,7 +113,11 @@ describe("busy policies, the queue and cancel by turn over HTTP", () => {
             yield* c.workers.input({ path, payload: { text: "later again", busy: "enqueue" } })
             assert.strictEqual((yield* c.workers.clearQueue({ path })).cancelled.length, 1)
             const turnId = "turn_id" in running ? running.turn_id : ""
-            const cancelled = yield* c.workers.cancel({ path, payload: { turn_id: turnId }, urlParams: { wait_ms: 5000 } })
+            const cancelled = yield* c.workers.cancel({
+              path,
+              payload: { turn_id: turnId },
+              urlParams: { wait_ms: 5000 }
+            })
             assert.deepStrictEqual([cancelled.cancelled, cancelled.turn_id, cancelled.outcome], [true, turnId, "cancelled"])
             const unknown = yield* Effect.flip(c.workers.cancel({ path, payload: { turn_id: "t_x" }, urlParams: {} }))
             assert.strictEqual(unknown._tag, "TurnNotFound")

@@ -52,7 +52,7 @@ describe("the runtime's /openapi.json", () => {
       assert.deepStrictEqual(duplicatedIds(doc), [])
       assert.notInclude(JSON.stringify(doc), "HttpApiDecodeError")
       const ops = operations(doc)
-      assert.strictEqual(ops.length, 16)
+      assert.strictEqual(ops.length, 19)
       for (const { method, op, path } of ops) {
         assert.isString(op.summary, `${method} ${path} has a summary`)
         assert.includeMembers(Object.keys(op.responses), ["408", "431"], `${method} ${path}`)

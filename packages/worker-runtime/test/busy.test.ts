@@ -17,7 +17,7 @@ const gated = () => {
     tools: [],
     validate: () => Effect.void,
     turn: (ctx) => {
-      const reply = Stream.make<Engine.EngineEvent>({ _tag: "TextDelta", text: ctx.input })
+      const reply: Stream.Stream<Engine.EngineEvent> = Stream.succeed({ _tag: "TextDelta", text: ctx.input })
       if (ctx.input.startsWith("hold")) return Stream.concat(Stream.drain(Stream.fromEffect(Deferred.await(gate))), reply)
       if (ctx.input.startsWith("stubborn")) {
         return Stream.concat(Stream.drain(Stream.fromEffect(Effect.uninterruptible(Deferred.await(gate)))), reply)
@@ -131,7 +131,7 @@ describe("busy: enqueue", () => {
           Effect.map(rt.sendInput(w, { text: `q ${i}`, busy: "enqueue" }), (r) => queued(r).input_id))
 
         const one = yield* rt.cancelQueued(w, ids[1]!)
-        assert.deepStrictEqual(one.cancelled, [ids[1]])
+        assert.deepStrictEqual(one.cancelled, [ids[1]!])
         assert.strictEqual(one.worker.queue_length, 4)
         assert.deepStrictEqual((yield* rt.queue(w)).items.map((q) => [q.input_id, q.position]), [
           [ids[0], 1],

@@ -385,7 +385,8 @@ export const make = (options: {
         }], { queued: [queued] }, () => {
           state.queue = [...state.queue, queued]
         })
-        return { queued: true, input_id: queued.input_id, position, worker: toWorker(state.record) } satisfies InputQueued
+        const worker = toWorker(state.record)
+        return { queued: true, input_id: queued.input_id, position, worker } satisfies InputQueued
       })
 
     const startTurnLocked = (state: WorkerState, text: string, from?: QueuedInput) =>
@@ -417,7 +418,9 @@ export const make = (options: {
             worker_id: record.worker_id,
             turn_id: turnId,
             kind: "turn.started",
-            data: from === undefined ? { input_index: input.index } : { input_index: input.index, input_id: from.input_id }
+            data: from === undefined
+              ? { input_index: input.index }
+              : { input_index: input.index, input_id: from.input_id }
           },
           ...appendedDrafts([input]),
           { worker_id: record.worker_id, kind: "worker.status", data: { status: "running", previous: "idle" } }

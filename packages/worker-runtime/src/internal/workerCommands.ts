@@ -196,7 +196,12 @@ export const make = (options: {
       return {
         worker_id: state.record.worker_id,
         limit: queueLimit,
-        items: state.queue.map((q, i) => ({ input_id: q.input_id, position: i + 1, queued_at: q.queued_at, text: q.text }))
+        items: state.queue.map((q, i) => ({
+          input_id: q.input_id,
+          position: i + 1,
+          queued_at: q.queued_at,
+          text: q.text
+        }))
       } satisfies WorkerQueue
     })
 
@@ -221,7 +226,8 @@ export const make = (options: {
               state.queue = state.queue.filter((q) => !drop.has(q.input_id))
             })
           }
-          return { worker_id: state.record.worker_id, cancelled: gone, worker: view(state.record) } satisfies QueueCancelled
+          const worker = view(state.record)
+          return { worker_id: state.record.worker_id, cancelled: gone, worker } satisfies QueueCancelled
         }))
 
     const cancelQueued = Effect.fn("Runtime.cancelQueued")(function*(workerId: string, inputId: string) {
