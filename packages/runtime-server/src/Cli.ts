@@ -105,6 +105,7 @@ const runtimeLayer = (
       kind: "process" as const,
       policy,
       engineLayer: LlmEngines.layerFetch(),
+      ...(Option.isSome(cfg.queueLimit) ? { queueLimit: cfg.queueLimit.value } : {}),
       ...(Option.isSome(cfg.displayName) ? { displayName: cfg.displayName.value } : {})
     }
     const store = Option.getOrElse(cfg.store, () => ({

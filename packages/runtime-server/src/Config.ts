@@ -27,6 +27,8 @@ export interface ServerConfig {
   readonly maxEventStreams: number
   /** `--config <file>` (`YOI_RUNTIME_CONFIG`): engine profiles, tools and scope roots. */
   readonly configFile: Option.Option<string>
+  /** The most inputs one worker's queue holds; wins over the config file's `queue_limit`. */
+  readonly queueLimit: Option.Option<number>
 }
 
 export const usage = `Usage: yoi-runtime [flags]
@@ -91,7 +93,11 @@ export const options: Options.Options<Omit<ServerConfig, "token">> = Options.all
   graceMs: Flags.integer("grace-ms", "YOI_SHUTDOWN_GRACE_MS", 10_000),
   heartbeatMs: Flags.integer("heartbeat-ms", "YOI_EVENTS_HEARTBEAT_MS", 15_000, 1),
   maxEventStreams: Flags.integer("max-event-streams", "YOI_MAX_EVENT_STREAMS", 1024, 1),
-  configFile: Flags.text("config", "YOI_RUNTIME_CONFIG").pipe(Options.optional)
+  configFile: Flags.text("config", "YOI_RUNTIME_CONFIG").pipe(Options.optional),
+  queueLimit: Flags.text("queue-limit", "YOI_QUEUE_LIMIT").pipe(
+    Flags.parsed("queue-limit", "YOI_QUEUE_LIMIT", Flags.parseInteger(1)),
+    Options.optional
+  )
 })
 
 /** The bearer token from the environment, when `--token-file` is not given. */

@@ -13,7 +13,7 @@ export interface RuntimeOptions {
   readonly eventBacklog?: number | undefined
   readonly subscriberBuffer?: number | undefined
   readonly historyLimit?: number | undefined
-  /** The most inputs one worker's queue holds (default 16). */
+  /** The most inputs one worker's queue holds; wins over the policy's `queue_limit` (default 16). */
   readonly queueLimit?: number | undefined
   /** Engines to offer; `echo` is always added unless one with that provider name is given. */
   readonly engines?: ReadonlyArray<Engine.Engine> | undefined
@@ -58,7 +58,10 @@ export const configFrom = (options: RuntimeOptions): Runtime.RuntimeConfigShape 
     implicitProfiles: (options.engines ?? []).map((e) => e.provider),
     tools: options.policy?.tools ?? [],
     scopeRoots: options.policy?.scope_roots ?? [],
-    queueLimit: Math.max(1, Math.min(Runtime.MAX_QUEUE_LIMIT, options.queueLimit ?? base.queueLimit))
+    queueLimit: Math.max(
+      1,
+      Math.min(Runtime.MAX_QUEUE_LIMIT, options.queueLimit ?? options.policy?.queue_limit ?? base.queueLimit)
+    )
   }
 }
 

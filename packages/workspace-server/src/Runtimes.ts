@@ -43,7 +43,12 @@ export const embeddedLayer = (
     runtimeId: config.runtime_id,
     displayName: config.display_name ?? config.runtime_id,
     engineLayer: LlmEngines.layerFetch(),
-    policy: { engines: config.engines, tools: config.tools, scope_roots: config.scope_roots }
+    policy: {
+      engines: config.engines,
+      tools: config.tools,
+      scope_roots: config.scope_roots,
+      ...(config.queue_limit === undefined ? {} : { queue_limit: config.queue_limit })
+    }
   }
   const configError = (e: { readonly message: string }) =>
     new BackendConfigError({ message: `invalid config: embedded.${e.message}` })
