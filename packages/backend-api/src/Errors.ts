@@ -150,6 +150,14 @@ export class QueueFull extends Schema.TaggedError<QueueFull>()("QueueFull", {
   message: Schema.String
 }, HttpApiSchema.annotations({ status: 429 })) {}
 
+/** The input is not in the worker's queue (never queued, already started or cancelled). HTTP 404. */
+export class QueuedInputNotFound extends Schema.TaggedError<QueuedInputNotFound>()("QueuedInputNotFound", {
+  runtime_id: Schema.String,
+  worker_id: Schema.String,
+  input_id: Schema.String,
+  message: Schema.String
+}, HttpApiSchema.annotations({ status: 404 })) {}
+
 /** The worker has no record of the named turn. HTTP 404. */
 export class TurnNotFound extends Schema.TaggedError<TurnNotFound>()("TurnNotFound", {
   runtime_id: Schema.String,
@@ -170,6 +178,7 @@ export class TurnWaitTimeout extends Schema.TaggedError<TurnWaitTimeout>()("Turn
 /** What any runtime handle may answer for a worker operation. */
 export type HandleError =
   | QueueFull
+  | QueuedInputNotFound
   | TurnNotFound
   | TurnWaitTimeout
   | WorkerNotFound

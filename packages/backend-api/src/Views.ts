@@ -74,6 +74,18 @@ export const CancelResult = Schema.Struct({
 })
 export type CancelResult = typeof CancelResult.Type
 
+/** A worker's queued inputs, in the order they will start. */
+export const WorkerQueue = Domain.WorkerQueue
+export type WorkerQueue = Domain.WorkerQueue
+
+/** The inputs a queue cancel took out of the worker's queue. */
+export const QueueCancelled = Schema.Struct({
+  worker_id: Schema.String,
+  cancelled: Schema.Array(Schema.String),
+  worker: WorkerView
+})
+export type QueueCancelled = typeof QueueCancelled.Type
+
 export const DeleteResult = Schema.Struct({ worker_id: Schema.String, deleted: Schema.Boolean })
 export type DeleteResult = typeof DeleteResult.Type
 

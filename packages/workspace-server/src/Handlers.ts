@@ -111,6 +111,13 @@ export const layerWorkers = HttpApiBuilder.group(BrowserApi, "workers", (handler
             wait_ms: waitMs === undefined ? undefined : Number(waitMs)
           })
         }))
+      .handle("queue", ({ path }) =>
+        Effect.flatMap(Caller, (caller) => registry.queue(caller, path.runtime_id, path.worker_id)))
+      .handle("clearQueue", ({ path }) =>
+        Effect.flatMap(Caller, (caller) => registry.cancelQueued(caller, path.runtime_id, path.worker_id)))
+      .handle("cancelQueued", ({ path }) =>
+        Effect.flatMap(Caller, (caller) =>
+          registry.cancelQueued(caller, path.runtime_id, path.worker_id, path.input_id)))
       .handle("stop", ({ path }) =>
         Effect.flatMap(Caller, (caller) => registry.stop(caller, path.runtime_id, path.worker_id)))
       .handle("restore", ({ path }) =>

@@ -369,6 +369,17 @@ export const make = (
           ),
           (r) => ({ ...r, worker: fixWorker(r.worker) })
         ),
+      queue: (workerId) => call(client.workers.queue({ path: { worker_id: workerId } }), workerId),
+      cancelQueued: (workerId, inputId) =>
+        Effect.map(
+          call(
+            inputId === undefined
+              ? client.workers.clearQueue({ path: { worker_id: workerId } })
+              : client.workers.cancelQueued({ path: { worker_id: workerId, input_id: inputId } }),
+            workerId
+          ),
+          (r) => ({ ...r, worker: fixWorker(r.worker) })
+        ),
       stop: (workerId) => Effect.map(call(client.workers.stop({ path: { worker_id: workerId } }), workerId), fixWorker),
       restore: (workerId) =>
         Effect.map(call(client.workers.restore({ path: { worker_id: workerId } }), workerId), fixWorker),

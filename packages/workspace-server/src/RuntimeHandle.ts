@@ -46,6 +46,9 @@ export interface RuntimeHandle {
   readonly createWorker: (spec: Domain.CreateWorker) => Effect.Effect<Views.CreateResult, HandleError>
   readonly sendInput: (workerId: string, input: Domain.SendInput) => Effect.Effect<Views.InputResult, HandleError>
   readonly cancel: (workerId: string, options?: CancelOptions) => Effect.Effect<Views.CancelResult, HandleError>
+  readonly queue: (workerId: string) => Effect.Effect<Views.WorkerQueue, HandleError>
+  /** One queued input, or every one without `inputId`. */
+  readonly cancelQueued: (workerId: string, inputId?: string) => Effect.Effect<Views.QueueCancelled, HandleError>
   readonly stop: (workerId: string) => Effect.Effect<Views.WorkerView, HandleError>
   readonly restore: (workerId: string) => Effect.Effect<Views.WorkerView, HandleError>
   readonly delete: (workerId: string) => Effect.Effect<Views.DeleteResult, HandleError>

@@ -56,6 +56,18 @@ export interface RuntimeRegistryService {
     workerId: string,
     options?: { readonly turn_id?: string | undefined; readonly wait_ms?: number | undefined }
   ) => Effect.Effect<Views.CancelResult, Errors.RouteError>
+  readonly queue: (
+    caller: CallerShape,
+    runtimeId: string,
+    workerId: string
+  ) => Effect.Effect<Views.WorkerQueue, Errors.RouteError>
+  /** One queued input, or every one without `inputId`; audited as `cancel`. */
+  readonly cancelQueued: (
+    caller: CallerShape,
+    runtimeId: string,
+    workerId: string,
+    inputId?: string
+  ) => Effect.Effect<Views.QueueCancelled, Errors.RouteError>
   readonly stop: (
     caller: CallerShape,
     runtimeId: string,
@@ -222,6 +234,9 @@ export const make = (
         )),
     cancel: (caller, runtimeId, workerId, options) =>
       command(caller, runtimeId, "cancel", workerId, (h) => h.cancel(workerId, options)),
+    queue: (caller, runtimeId, workerId) => onHandle(caller, runtimeId, (h) => h.queue(workerId)),
+    cancelQueued: (caller, runtimeId, workerId, inputId) =>
+      command(caller, runtimeId, "cancel", workerId, (h) => h.cancelQueued(workerId, inputId)),
     stop: (caller, runtimeId, workerId) => command(caller, runtimeId, "stop", workerId, (h) => h.stop(workerId)),
     restore: (caller, runtimeId, workerId) =>
       command(caller, runtimeId, "restore", workerId, (h) => h.restore(workerId)),

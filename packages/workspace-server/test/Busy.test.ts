@@ -31,6 +31,15 @@ const exercise = (client: HttpClient.HttpClient, runtimeId: string) =>
     const bad = yield* call(client, "POST", `${base}/input`, { body: { text: "x", busy: "whenever" } })
     assert.deepStrictEqual([bad.status, bad.json._tag], [400, "InvalidInput"])
     assert.strictEqual((yield* call(client, "GET", base)).json.queue_length, 2)
+    const listed = yield* call(client, "GET", `${base}/queue`)
+    assert.deepStrictEqual(listed.json.items.map((i: any) => [i.input_id, i.position]), [
+      [q1.json.input_id, 1],
+      [q2.json.input_id, 2]
+    ])
+    const one = yield* call(client, "DELETE", `${base}/queue/${q2.json.input_id}`)
+    assert.deepStrictEqual([one.status, one.json.cancelled], [200, [q2.json.input_id]])
+    const gone = yield* call(client, "DELETE", `${base}/queue/${q2.json.input_id}`)
+    assert.deepStrictEqual([gone.status, gone.json._tag], [404, "QueuedInputNotFound"])
 
     const interrupt = yield* call(client, "POST", `${base}/input`, { body: { text: "now", busy: "interrupt" } })
     assert.strictEqual(interrupt.status, 202)
@@ -50,10 +59,16 @@ const exercise = (client: HttpClient.HttpClient, runtimeId: string) =>
     // Cancelling the running turn lets the queue go on: q1 starts at once.
     const next = yield* eventually(
       call(client, "GET", base),
-      (r) => r.json.queue_length === 1 && r.json.status === "running",
+      (r) => r.json.queue_length === 0 && r.json.status === "running",
       "q1 started"
     )
     assert.notStrictEqual(next.json.current_turn_id, interrupt.json.turn_id)
+    yield* call(client, "POST", `${base}/input`, { body: { text: "q4", busy: "enqueue" } })
+    yield* call(client, "POST", `${base}/input`, { body: { text: "q5", busy: "enqueue" } })
+    const all = yield* call(client, "DELETE", `${base}/queue`)
+    assert.deepStrictEqual([all.status, all.json.cancelled.length, all.json.worker.queue_length], [200, 2, 0])
+    const audit = yield* call(client, "GET", `/api/audit?worker_id=${created.json.worker.worker_id}&action=cancel`)
+    assert.isAtLeast(audit.json.items.length, 6, "queue cancels are audited as cancel")
     const bare = yield* call(client, "POST", `${base}/cancel`)
     assert.deepStrictEqual([bare.status, bare.json.cancelled], [200, true])
   })

@@ -12,6 +12,7 @@ import {
   WorkerAlreadyExists,
   WorkerBusy,
   QueueFull,
+  QueuedInputNotFound,
   TurnNotFound,
   TurnWaitTimeout,
   WorkerNotFound,
@@ -35,6 +36,7 @@ export class EventsGroup extends HttpApiGroup.make("events")
   .addError(WorkerNotFound)
   .addError(WorkerBusy)
   .addError(QueueFull)
+  .addError(QueuedInputNotFound)
   .addError(TurnNotFound)
   .addError(TurnWaitTimeout)
   .addError(WorkerStopped)

@@ -8,6 +8,7 @@ import {
   Forbidden,
   InvalidInput,
   PayloadTooLarge,
+  QueuedInputNotFound,
   QueueFull,
   RuntimeNotFound,
   RuntimeUnavailable,
@@ -23,7 +24,7 @@ import {
   WorkerStateConflict,
   WorkerStopped
 } from "../Errors.js"
-import { CancelResult, CreateResult, DeleteResult, InputAccepted, InputQueued, TranscriptPage, WorkerPage, WorkerView } from "../Views.js"
+import { CancelResult, CreateResult, DeleteResult, InputAccepted, InputQueued, QueueCancelled, TranscriptPage, WorkerQueue, WorkerPage, WorkerView } from "../Views.js"
 import { EventStream, EventsHeaders, EventsUrlParams, RuntimePath, WorkerPath } from "./common.js"
 
 /**
@@ -40,6 +41,12 @@ export const ListUrlParams = Schema.Struct({
   status: Schema.optional(Schema.String.annotations({ jsonSchema: { type: "string", enum: ["idle", "running", "stopped"] } })),
   limit: Schema.optional(Limit(500)),
   page_token: Schema.optional(Schema.String)
+})
+
+export const QueuedInputPath = Schema.Struct({
+  runtime_id: Schema.String,
+  worker_id: Schema.String,
+  input_id: Schema.String
 })
 
 export const CancelUrlParams = Schema.Struct({
@@ -77,6 +84,17 @@ const group = HttpApiGroup.make("workers")
     .setPayload(Schema.NullOr(Domain.CancelRequest)).setUrlParams(CancelUrlParams).addSuccess(CancelResult)
     .annotate(OpenApi.Summary, "Cancel a worker's running turn")
     .annotate(OpenApi.Description, "Audited. `{\"turn_id\"}` cancels that turn only; `wait_ms` waits for its end."))
+  .add(HttpApiEndpoint.get("queue", "/api/runtimes/:runtime_id/workers/:worker_id/queue").setPath(WorkerPath)
+    .addSuccess(WorkerQueue)
+    .annotate(OpenApi.Summary, "List a worker's queued inputs"))
+  .add(HttpApiEndpoint.del("clearQueue", "/api/runtimes/:runtime_id/workers/:worker_id/queue").setPath(WorkerPath)
+    .addSuccess(QueueCancelled)
+    .annotate(OpenApi.Summary, "Cancel every queued input of a worker")
+    .annotate(OpenApi.Description, "Audited as `cancel`."))
+  .add(HttpApiEndpoint.del("cancelQueued", "/api/runtimes/:runtime_id/workers/:worker_id/queue/:input_id")
+    .setPath(QueuedInputPath).addSuccess(QueueCancelled)
+    .annotate(OpenApi.Summary, "Cancel one queued input")
+    .annotate(OpenApi.Description, "Audited as `cancel`."))
   .add(HttpApiEndpoint.post("stop", "/api/runtimes/:runtime_id/workers/:worker_id/stop").setPath(WorkerPath)
     .addSuccess(WorkerView)
     .annotate(OpenApi.Summary, "Stop a worker"))
@@ -102,6 +120,7 @@ const group = HttpApiGroup.make("workers")
   .addError(CursorExpired)
   .addError(WorkerBusy)
   .addError(QueueFull)
+  .addError(QueuedInputNotFound)
   .addError(TurnNotFound)
   .addError(TurnWaitTimeout)
   .addError(WorkerStopped)

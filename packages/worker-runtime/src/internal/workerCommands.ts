@@ -76,7 +76,10 @@ export const make = (options: {
               if (s.record.status === "stopped") return yield* WorkerStopped.of(workerId, "sending input")
               if (table.draining) return yield* new RuntimeUnavailable({ message: "the runtime is shutting down" })
               if (s.turn === undefined && s.queue.length === 0) return yield* startTurnLocked(s, text)
-              return yield* enqueueLocked(s, text)
+              const queued = yield* enqueueLocked(s, text)
+              // An idle worker with a queue (a queued start that failed) starts its oldest input now.
+              yield* startNextLocked(s)
+              return queued
             }))
         case "interrupt":
           // One hold of the lock: the running turn ends as cancelled and this input's turn starts, with nothing

@@ -12,6 +12,7 @@ interface UpstreamError {
   readonly operation?: unknown
   readonly earliest_cursor?: unknown
   readonly limit?: unknown
+  readonly input_id?: unknown
   readonly wait_ms?: unknown
 }
 
@@ -55,6 +56,15 @@ export const mapRuntimeError = (
         worker_id: workerId,
         limit,
         message: `the input queue of worker ${workerId} is full (${limit} inputs); retry when a turn has finished`
+      })
+    }
+    case "QueuedInputNotFound": {
+      const inputId = str(error.input_id, "unknown")
+      return new Errors.QueuedInputNotFound({
+        runtime_id: runtimeId,
+        worker_id: workerId,
+        input_id: inputId,
+        message: `input ${inputId} is not in the queue of worker ${workerId}`
       })
     }
     case "TurnNotFound": {
