@@ -46,6 +46,30 @@ export const recover = (options: {
         }], (events) => store.commit({ events })))
 
     const records = yield* store.loadWorkers
+    const storedIds = new Set<string>(records.map((r) => r.worker_id))
+    // Orphans: left by a crash between allocating and committing a create, or between committing and releasing a
+    // delete. Swept before the stored workers' scopes are restored, so an orphan never blocks a real worker. Only
+    // this instance's allocations are swept; a failure is recorded, never fatal.
+    const swept = yield* allocations.sweep((workerId) => storedIds.has(workerId)).pipe(
+      Effect.catchAll((e) =>
+        Effect.as(
+          diagnose({
+            severity: "warning",
+            code: "orphan_sweep_failed",
+            message: `orphaned allocations could not be swept: ${e.message}`
+          }),
+          []
+        )
+      )
+    )
+    if (swept.length > 0) {
+      yield* diagnose({
+        severity: "info",
+        code: "orphaned_allocations_released",
+        message: `released ${swept.length} allocation(s) whose worker no longer exists: ${swept.slice(0, 20).join(", ")}` +
+          (swept.length > 20 ? ", ..." : "")
+      })
+    }
     const interrupted: Array<WorkerState> = []
     for (const stored of records) {
       const engine = Profiles.upgradeStoredEngine(stored.spec.engine)
@@ -85,28 +109,6 @@ export const recover = (options: {
     for (const q of queued) {
       const state = workers.get(q.worker_id)
       if (state !== undefined) state.queue.push(q)
-    }
-    // Orphans: left by a crash between allocating and committing a create, or between committing and releasing a
-    // delete. Only this instance's allocations are swept; a failure is recorded, never fatal.
-    const swept = yield* allocations.sweep((workerId) => workers.has(workerId)).pipe(
-      Effect.catchAll((e) =>
-        Effect.as(
-          diagnose({
-            severity: "warning",
-            code: "orphan_sweep_failed",
-            message: `orphaned allocations could not be swept: ${e.message}`
-          }),
-          []
-        )
-      )
-    )
-    if (swept.length > 0) {
-      yield* diagnose({
-        severity: "info",
-        code: "orphaned_allocations_released",
-        message: `released ${swept.length} allocation(s) whose worker no longer exists: ${swept.slice(0, 20).join(", ")}` +
-          (swept.length > 20 ? ", ..." : "")
-      })
     }
     for (const [name, spec] of profiles) {
       const problem = yield* profileProblem(spec)
