@@ -142,8 +142,45 @@ export class InternalError extends Schema.TaggedError<InternalError>()("Internal
   message: Schema.String
 }, HttpApiSchema.annotations({ status: 500 })) {}
 
+/** The worker's input queue is full; nothing was queued. HTTP 429 (retry when a turn has finished). */
+export class QueueFull extends Schema.TaggedError<QueueFull>()("QueueFull", {
+  runtime_id: Schema.String,
+  worker_id: Schema.String,
+  limit: Schema.Number,
+  message: Schema.String
+}, HttpApiSchema.annotations({ status: 429 })) {}
+
+/** The input is not in the worker's queue (never queued, already started or cancelled). HTTP 404. */
+export class QueuedInputNotFound extends Schema.TaggedError<QueuedInputNotFound>()("QueuedInputNotFound", {
+  runtime_id: Schema.String,
+  worker_id: Schema.String,
+  input_id: Schema.String,
+  message: Schema.String
+}, HttpApiSchema.annotations({ status: 404 })) {}
+
+/** The worker has no record of the named turn. HTTP 404. */
+export class TurnNotFound extends Schema.TaggedError<TurnNotFound>()("TurnNotFound", {
+  runtime_id: Schema.String,
+  worker_id: Schema.String,
+  turn_id: Schema.String,
+  message: Schema.String
+}, HttpApiSchema.annotations({ status: 404 })) {}
+
+/** A cancel with `wait_ms`: the turn had not ended in time; the cancel goes on. HTTP 504. */
+export class TurnWaitTimeout extends Schema.TaggedError<TurnWaitTimeout>()("TurnWaitTimeout", {
+  runtime_id: Schema.String,
+  worker_id: Schema.String,
+  turn_id: Schema.String,
+  wait_ms: Schema.Number,
+  message: Schema.String
+}, HttpApiSchema.annotations({ status: 504 })) {}
+
 /** What any runtime handle may answer for a worker operation. */
 export type HandleError =
+  | QueueFull
+  | QueuedInputNotFound
+  | TurnNotFound
+  | TurnWaitTimeout
   | WorkerNotFound
   | InvalidInput
   | CursorInvalid

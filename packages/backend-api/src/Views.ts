@@ -54,12 +54,37 @@ export type CreateResult = typeof CreateResult.Type
 export const InputAccepted = Schema.Struct({ turn_id: Schema.String, worker: WorkerView })
 export type InputAccepted = typeof InputAccepted.Type
 
+/** `busy: "enqueue"` while a turn ran: the input waits in the worker's queue at `position`. */
+export const InputQueued = Schema.Struct({
+  queued: Schema.Literal(true),
+  input_id: Schema.String,
+  position: Schema.Number,
+  worker: WorkerView
+})
+export type InputQueued = typeof InputQueued.Type
+
+export const InputResult = Schema.Union(InputAccepted, InputQueued)
+export type InputResult = typeof InputResult.Type
+
 export const CancelResult = Schema.Struct({
   cancelled: Schema.Boolean,
   turn_id: Schema.optional(Schema.String),
+  outcome: Schema.optional(Schema.String),
   worker: WorkerView
 })
 export type CancelResult = typeof CancelResult.Type
+
+/** A worker's queued inputs, in the order they will start. */
+export const WorkerQueue = Domain.WorkerQueue
+export type WorkerQueue = Domain.WorkerQueue
+
+/** The inputs a queue cancel took out of the worker's queue. */
+export const QueueCancelled = Schema.Struct({
+  worker_id: Schema.String,
+  cancelled: Schema.Array(Schema.String),
+  worker: WorkerView
+})
+export type QueueCancelled = typeof QueueCancelled.Type
 
 export const DeleteResult = Schema.Struct({ worker_id: Schema.String, deleted: Schema.Boolean })
 export type DeleteResult = typeof DeleteResult.Type

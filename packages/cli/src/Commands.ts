@@ -144,7 +144,13 @@ const send = Command.make("send", {
   ...common,
   ref: workerRef,
   text: Args.text({ name: "TEXT" }).pipe(Args.withDescription("what to say; - reads it from stdin")),
-  noWait: Options.boolean("no-wait").pipe(Options.withDescription("print the turn id at once; do not follow the turn"))
+  noWait: Options.boolean("no-wait").pipe(Options.withDescription("print the turn id at once; do not follow the turn")),
+  busy: Options.choice("busy", ["reject", "enqueue", "interrupt"]).pipe(
+    Options.withDescription(
+      "when a turn is running: reject (default), enqueue (wait in the worker's queue) or interrupt (cancel it)"
+    ),
+    Options.optional
+  )
 }, (flags) =>
   withRemote(flags, Effect.gen(function*() {
     const output = yield* Output.Output
@@ -152,13 +158,21 @@ const send = Command.make("send", {
     const ref = yield* Remote.parseRef(flags.ref)
     const text = flags.text === "-" ? (yield* readStdin).replace(/\n$/, "") : flags.text
     if (text.trim().length === 0) return yield* new UsageError({ message: "nothing to send: the text is empty" })
+    const busy = Option.getOrUndefined(flags.busy)
+    const queued = (q: Domain.InputQueued) =>
+      output.json
+        ? printJson({ queued: true, input_id: q.input_id, position: q.position, worker: q.worker })
+        : output.out(`queued ${q.input_id} at position ${q.position}\n`)
     if (flags.noWait) {
-      const accepted = yield* remote.input(ref, text)
+      const accepted = yield* remote.input(ref, text, busy)
+      if ("queued" in accepted) return yield* queued(accepted)
       return yield* output.json
         ? printJson({ turn_id: accepted.turn_id, worker: accepted.worker })
         : output.out(`${accepted.turn_id}\n`)
     }
-    const started = yield* Turn.start(ref, text)
+    const started = yield* Turn.startOrQueue(ref, text, busy)
+    // A queued input is not followed: its turn starts when the ones before it end (see `yoi tail`).
+    if ("queued" in started) return yield* queued(started.queued)
     const result = yield* Turn.follow(ref, started).pipe(Effect.scoped)
     if (output.json) yield* printJson(result)
     yield* Turn.requireCompleted(result)

@@ -58,7 +58,12 @@ export interface RemoteService {
   ) => Effect.Effect<ReadonlyArray<Domain.Worker>, CliError>
   readonly create: (runtime: string, options: CreateOptions) => Effect.Effect<Domain.CreateResult, CliError>
   readonly get: (ref: WorkerRef) => Effect.Effect<Domain.Worker, CliError>
-  readonly input: (ref: WorkerRef, text: string) => Effect.Effect<Domain.InputAccepted, CliError>
+  /** Without `busy` (the default `reject`) an accepted input always starts a turn. */
+  readonly input: (
+    ref: WorkerRef,
+    text: string,
+    busy?: Domain.BusyPolicy
+  ) => Effect.Effect<Domain.InputResult, CliError>
   readonly cancel: (ref: WorkerRef) => Effect.Effect<Domain.CancelResult, CliError>
   readonly stop: (ref: WorkerRef) => Effect.Effect<Domain.Worker, CliError>
   readonly restore: (ref: WorkerRef) => Effect.Effect<Domain.Worker, CliError>
@@ -162,13 +167,13 @@ const backend = (target: Target, timeout: Duration.Duration) =>
       create: (runtime_id, options) =>
         client.workers.create({ path: { runtime_id }, payload: createBody(options) }).pipe(Effect.mapError(fail)),
       get: (ref) => client.workers.get({ path: path(ref) }).pipe(Effect.mapError(fail)),
-      input: (ref, text) =>
-        client.workers.input({ path: path(ref), payload: { text } }).pipe(
-          Effect.map((r) => r as Domain.InputAccepted),
+      input: (ref, text, busy) =>
+        client.workers.input({ path: path(ref), payload: busy === undefined ? { text } : { text, busy } }).pipe(
+          Effect.map((r) => r as Domain.InputResult),
           Effect.mapError(fail)
         ),
       cancel: (ref) =>
-        client.workers.cancel({ path: path(ref) }).pipe(
+        client.workers.cancel({ path: path(ref), payload: null, urlParams: {} }).pipe(
           Effect.map((r) => r as Domain.CancelResult),
           Effect.mapError(fail)
         ),
@@ -275,10 +280,14 @@ const runtime = (target: Target, timeout: Duration.Duration) =>
           client.workers.create({ payload: createBody(options) }).pipe(Effect.mapError(fail))
         ),
       get: (ref) => Effect.flatMap(path(ref), (p) => client.workers.get({ path: p }).pipe(Effect.mapError(fail))),
-      input: (ref, text) =>
+      input: (ref, text, busy) =>
         Effect.flatMap(path(ref), (p) =>
-          client.workers.input({ path: p, payload: { text } }).pipe(Effect.mapError(fail))),
-      cancel: (ref) => Effect.flatMap(path(ref), (p) => client.workers.cancel({ path: p }).pipe(Effect.mapError(fail))),
+          client.workers.input({ path: p, payload: busy === undefined ? { text } : { text, busy } }).pipe(
+            Effect.mapError(fail)
+          )),
+      cancel: (ref) =>
+        Effect.flatMap(path(ref), (p) =>
+          client.workers.cancel({ path: p, payload: null, urlParams: {} }).pipe(Effect.mapError(fail))),
       stop: (ref) => Effect.flatMap(path(ref), (p) => client.workers.stop({ path: p }).pipe(Effect.mapError(fail))),
       restore: (ref) =>
         Effect.flatMap(path(ref), (p) => client.workers.restore({ path: p }).pipe(Effect.mapError(fail))),

@@ -42,13 +42,22 @@ const brief = (value: unknown, max = 120): string => {
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat
 }
 
-/** Starts the turn only once the position to watch from is known, so no delta can be missed. */
+/**
+ * Starts the turn only once the position to watch from is known, so no delta can be missed. Only with
+ * `busy: "enqueue"` can the input be queued instead; that answer is returned as it is.
+ */
 export const start = (ref: WorkerRef, text: string) =>
+  Effect.flatMap(startOrQueue(ref, text), (started) =>
+    "queued" in started
+      ? Effect.dieMessage("an input without a busy policy was queued")
+      : Effect.succeed(started))
+
+export const startOrQueue = (ref: WorkerRef, text: string, busy?: Domain.BusyPolicy) =>
   Effect.gen(function*() {
     const remote = yield* Remote
     const { cursor } = yield* remote.transcript(ref, { all: false, limit: 1 })
-    const accepted = yield* remote.input(ref, text)
-    return { turnId: accepted.turn_id, cursor }
+    const accepted = yield* remote.input(ref, text, busy)
+    return "turn_id" in accepted ? { turnId: accepted.turn_id, cursor } : { queued: accepted }
   })
 
 /**

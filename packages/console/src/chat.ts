@@ -193,8 +193,10 @@ export const useChat = (runtimeId: string, workerId: string): Chat => {
     setNotice(undefined)
     const sent = await call((c) => c.workers.input({ path, payload: { text } }))
     if (sent.ok) {
-      setWorker(sent.value.worker)
-      setPending((p) => p ?? { turnId: sent.value.turn_id, text: "", fromStart: true })
+      const accepted = sent.value
+      setWorker(accepted.worker)
+      // This console sends no busy policy, so its input always starts a turn (never queued).
+      if ("turn_id" in accepted) setPending((p) => p ?? { turnId: accepted.turn_id, text: "", fromStart: true })
       return true
     }
     if (sent.problem.tag === "WorkerBusy") setNotice(describe(sent.problem))
@@ -203,7 +205,7 @@ export const useChat = (runtimeId: string, workerId: string): Chat => {
   }, [runtimeId, workerId])
 
   const cancel = useCallback(async () => {
-    const done = await call((c) => c.workers.cancel({ path }))
+    const done = await call((c) => c.workers.cancel({ path, payload: null, urlParams: {} }))
     if (done.ok) setWorker(done.value.worker)
     else setError(describe(done.problem))
   }, [runtimeId, workerId])

@@ -3,10 +3,14 @@ import {
   Domain,
   Ids,
   InvalidInput,
+  QueuedInputNotFound,
+  QueueFull,
   Runtime,
   RuntimeUnavailable,
   ScopeConflict,
   ScopeNotPermitted,
+  TurnNotFound,
+  TurnWaitTimeout,
   UnsupportedOperation,
   WorkerAlreadyExists,
   WorkerBusy,
@@ -52,6 +56,20 @@ export const TranscriptParams = Schema.Struct({
 
 export const CreateWorkerBody = Domain.CreateWorker.annotations(strict)
 export const SendInputBody = Domain.SendInput.annotations(strict)
+/** An empty body (`null`) cancels whatever turn runs; `{"turn_id": ...}` cancels that turn only. */
+export const CancelBody = Schema.NullOr(Domain.CancelRequest.annotations(strict))
+
+export const CancelParams = Schema.Struct({
+  wait_ms: Schema.optional(Schema.NumberFromString.annotations({
+    description: "wait at most this long (0 to 60000 ms) for the turn to end; else `TurnWaitTimeout` (504)",
+    jsonSchema: { type: "integer", minimum: 0, maximum: 60_000 }
+  }))
+})
+
+export const QueuedInputPath = Schema.Struct({
+  worker_id: Ids.WorkerId.from,
+  input_id: Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_.-]{1,128}$/))
+})
 
 /** 201: the worker was created by this request. */
 export const WorkerCreated = Schema.Struct({ worker: Domain.Worker, created: Schema.Literal(true) })
@@ -91,22 +109,62 @@ export class WorkersGroup extends HttpApiGroup.make("workers")
     HttpApiEndpoint.post("input", "/v1/workers/:worker_id/input")
       .setPath(WorkerPath)
       .setPayload(SendInputBody)
+      // Two members, each with its status: a union added at once loses the status on its members.
       .addSuccess(Domain.InputAccepted, { status: 202 })
+      .addSuccess(Domain.InputQueued, { status: 202 })
       .addError(WorkerNotFound, { status: 404 })
       .addError(WorkerBusy, { status: 409 })
       .addError(WorkerStopped, { status: 409 })
+      .addError(QueueFull, { status: 429 })
       .addError(RuntimeUnavailable, { status: 503 })
       .annotate(OpenApi.Summary, "Send input to a worker")
-      .annotate(OpenApi.Description, "Starts a turn; its progress is on the event stream and its result in the transcript.")
+      .annotate(
+        OpenApi.Description,
+        "Starts a turn; its progress is on the event stream and its result in the transcript. While a turn runs, " +
+          "`busy` decides: `reject` (default) answers `WorkerBusy`, `interrupt` cancels it and starts this one, " +
+          "`enqueue` queues the input (`{queued: true, input_id, position}`) or answers `QueueFull`."
+      )
   )
   .add(
     HttpApiEndpoint.post("cancel", "/v1/workers/:worker_id/cancel")
       .setPath(WorkerPath)
+      .setPayload(CancelBody)
+      .setUrlParams(CancelParams)
       .addSuccess(Domain.CancelResult)
       .addError(WorkerNotFound, { status: 404 })
+      .addError(TurnNotFound, { status: 404 })
+      .addError(TurnWaitTimeout, { status: 504 })
       .addError(RuntimeUnavailable, { status: 503 })
       .annotate(OpenApi.Summary, "Cancel the running turn")
-      .annotate(OpenApi.Description, "`cancelled: false` when no turn was running.")
+      .annotate(
+        OpenApi.Description,
+        "`cancelled: false` when no turn was running. With `turn_id`, only that turn: if it already ended the " +
+          "answer is `cancelled: false` with its `outcome`. The next queued input then starts."
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("queue", "/v1/workers/:worker_id/queue")
+      .setPath(WorkerPath)
+      .addSuccess(Domain.WorkerQueue)
+      .addError(WorkerNotFound, { status: 404 })
+      .annotate(OpenApi.Summary, "List a worker's queued inputs")
+  )
+  .add(
+    HttpApiEndpoint.del("clearQueue", "/v1/workers/:worker_id/queue")
+      .setPath(WorkerPath)
+      .addSuccess(Domain.QueueCancelled)
+      .addError(WorkerNotFound, { status: 404 })
+      .addError(RuntimeUnavailable, { status: 503 })
+      .annotate(OpenApi.Summary, "Cancel every queued input of a worker")
+  )
+  .add(
+    HttpApiEndpoint.del("cancelQueued", "/v1/workers/:worker_id/queue/:input_id")
+      .setPath(QueuedInputPath)
+      .addSuccess(Domain.QueueCancelled)
+      .addError(WorkerNotFound, { status: 404 })
+      .addError(QueuedInputNotFound, { status: 404 })
+      .addError(RuntimeUnavailable, { status: 503 })
+      .annotate(OpenApi.Summary, "Cancel one queued input")
   )
   .add(
     HttpApiEndpoint.post("stop", "/v1/workers/:worker_id/stop")

@@ -111,6 +111,7 @@ const runtimeLayer = (
       policy,
       bookmarkIntervalMs: cfg.bookmarkMs,
       engineLayer: LlmEngines.layerFetch(),
+      ...(Option.isSome(cfg.queueLimit) ? { queueLimit: cfg.queueLimit.value } : {}),
       ...(Option.isSome(cfg.displayName) ? { displayName: cfg.displayName.value } : {})
     }
     const store = Option.getOrElse(cfg.store, () => ({

@@ -39,6 +39,8 @@ export interface ServerConfig {
   readonly configFile: Option.Option<string>
   /** `--otlp-endpoint <url>` (`OTEL_EXPORTER_OTLP_ENDPOINT`): where traces go over OTLP/HTTP; off when unset. */
   readonly otlpEndpoint: Option.Option<string>
+  /** The most inputs one worker's queue holds; wins over the config file's `queue_limit`. */
+  readonly queueLimit: Option.Option<number>
 }
 
 export const usage = `Usage: yoi-runtime [flags]
@@ -148,6 +150,10 @@ export const options: Options.Options<Omit<ServerConfig, "token">> = Options.all
   configFile: Flags.text("config", "YOI_RUNTIME_CONFIG").pipe(Options.optional),
   otlpEndpoint: Flags.text("otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT").pipe(
     Flags.parsed("otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", parseEndpoint),
+    Options.optional
+  ),
+  queueLimit: Flags.text("queue-limit", "YOI_QUEUE_LIMIT").pipe(
+    Flags.parsed("queue-limit", "YOI_QUEUE_LIMIT", Flags.parseInteger(1)),
     Options.optional
   )
 })

@@ -17,7 +17,26 @@ export const handlers = (runtime: Runtime.RuntimeService) => ({
     "input",
     ({ path, payload }) => runtime.sendInput(path.worker_id, payload)
   ),
-  cancel: HttpApiBuilder.handler(RuntimeApi, "workers", "cancel", ({ path }) => runtime.cancel(path.worker_id)),
+  cancel: HttpApiBuilder.handler(
+    RuntimeApi,
+    "workers",
+    "cancel",
+    ({ path, payload, urlParams }) =>
+      runtime.cancel(path.worker_id, { turn_id: payload?.turn_id, wait_ms: urlParams.wait_ms })
+  ),
+  queue: HttpApiBuilder.handler(RuntimeApi, "workers", "queue", ({ path }) => runtime.queue(path.worker_id)),
+  clearQueue: HttpApiBuilder.handler(
+    RuntimeApi,
+    "workers",
+    "clearQueue",
+    ({ path }) => runtime.clearQueue(path.worker_id)
+  ),
+  cancelQueued: HttpApiBuilder.handler(
+    RuntimeApi,
+    "workers",
+    "cancelQueued",
+    ({ path }) => runtime.cancelQueued(path.worker_id, path.input_id)
+  ),
   stop: HttpApiBuilder.handler(RuntimeApi, "workers", "stop", ({ path }) => runtime.stop(path.worker_id)),
   restore: HttpApiBuilder.handler(RuntimeApi, "workers", "restore", ({ path }) => runtime.restore(path.worker_id)),
   delete: HttpApiBuilder.handler(RuntimeApi, "workers", "delete", ({ path }) => runtime.delete(path.worker_id)),
@@ -38,6 +57,9 @@ export const layer = HttpApiBuilder.group(RuntimeApi, "workers", (group) =>
       .handle("get", h.get)
       .handle("input", h.input)
       .handle("cancel", h.cancel)
+      .handle("queue", h.queue)
+      .handle("clearQueue", h.clearQueue)
+      .handle("cancelQueued", h.cancelQueued)
       .handle("stop", h.stop)
       .handle("restore", h.restore)
       .handle("delete", h.delete)

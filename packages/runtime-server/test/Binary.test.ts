@@ -3,7 +3,7 @@ import { echo } from "@yoi/worker-runtime/testing"
 import { FetchHttpClient } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { RuntimeClient } from "@yoi/runtime-api"
-import { Ids } from "@yoi/worker-runtime"
+import { type Domain, Ids } from "@yoi/worker-runtime"
 import { Deferred, Effect, Redacted, Schedule } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -89,7 +89,8 @@ describe("the yoi-runtime binary", () => {
 
       const slow = echo({ delay_ms: 60_000, chunk_size: 1 })
       yield* c.workers.create({ payload: { worker_id: Ids.WorkerId.make("slow"), display_name: "Slow", engine: slow } })
-      const { turn_id } = yield* c.workers.input({ path: { worker_id: "slow" }, payload: { text: "never ends" } })
+      const { turn_id } = (yield* c.workers.input({ path: { worker_id: "slow" }, payload: { text: "never ends" } })) as
+        Domain.InputAccepted
       first.process.kill("SIGTERM")
       assert.strictEqual(yield* first.exit, 0, first.stderr())
       assert.include(first.stderr(), "drained")

@@ -1,7 +1,7 @@
 import { echo, testPolicy } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { RuntimeClient, type RuntimeClientService } from "@yoi/runtime-api"
-import { Ids, layerMemory, Runtime } from "@yoi/worker-runtime"
+import { type Domain, Ids, layerMemory, Runtime } from "@yoi/worker-runtime"
 import { Effect, Layer, Redacted, Schedule } from "effect"
 import { Auth, RuntimeServer } from "../src/index.js"
 
@@ -79,7 +79,9 @@ describe("RuntimeClient against a real server", () => {
     Effect.gen(function*() {
       const c = yield* client
       yield* c.workers.create({ payload: { worker_id: wid("echo"), display_name: "Echo" } })
-      const accepted = yield* c.workers.input({ path: { worker_id: "echo" }, payload: { text: "hello there" } })
+      const result = yield* c.workers.input({ path: { worker_id: "echo" }, payload: { text: "hello there" } })
+      assert.isTrue("turn_id" in result, "an input to an idle worker starts a turn")
+      const accepted = result as Domain.InputAccepted
       assert.match(accepted.turn_id, /^t_/)
       assert.strictEqual(accepted.worker.current_turn_id, accepted.turn_id)
       const idle = yield* untilIdle(c, "echo")
@@ -116,7 +118,7 @@ describe("RuntimeClient against a real server", () => {
       const busy = results.flatMap((r) => (r._tag === "Left" ? [r.left] : []))
       assert.strictEqual(started.length, 1)
       assert.strictEqual(busy.length, 11)
-      const turnId = started[0]!._tag === "Right" ? started[0]!.right.turn_id : ""
+      const turnId = started[0]!._tag === "Right" ? (started[0]!.right as Domain.InputAccepted).turn_id : ""
       for (const error of busy) {
         assert.strictEqual(error._tag, "WorkerBusy")
         if (error._tag === "WorkerBusy") assert.strictEqual(error.turn_id, turnId)
@@ -124,11 +126,11 @@ describe("RuntimeClient against a real server", () => {
       const worker = yield* c.workers.get({ path: { worker_id: "busy" } })
       assert.strictEqual(worker.transcript_length, 1)
 
-      const cancelled = yield* c.workers.cancel({ path: { worker_id: "busy" } })
+      const cancelled = yield* c.workers.cancel({ path: { worker_id: "busy" }, payload: null, urlParams: {} })
       assert.isTrue(cancelled.cancelled)
       assert.strictEqual(cancelled.turn_id, turnId)
       assert.strictEqual(cancelled.worker.status, "idle")
-      const noop = yield* c.workers.cancel({ path: { worker_id: "busy" } })
+      const noop = yield* c.workers.cancel({ path: { worker_id: "busy" }, payload: null, urlParams: {} })
       assert.isFalse(noop.cancelled)
     }).pipe(Effect.provide(serve())))
 
@@ -158,7 +160,7 @@ describe("RuntimeClient against a real server", () => {
       const errors = yield* Effect.all([
         Effect.flip(c.workers.get({ path })),
         Effect.flip(c.workers.input({ path, payload: { text: "hi" } })),
-        Effect.flip(c.workers.cancel({ path })),
+        Effect.flip(c.workers.cancel({ path, payload: null, urlParams: {} })),
         Effect.flip(c.workers.stop({ path })),
         Effect.flip(c.workers.restore({ path })),
         Effect.flip(c.workers.delete({ path })),

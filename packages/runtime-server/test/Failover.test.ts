@@ -136,7 +136,10 @@ describe("failover of yoi-runtime on PostgreSQL", () => {
           payload: { worker_id: Ids.WorkerId.make(`held-${i}`), display_name: `H${i}`, engine: echo({ delay_ms: 60_000 }) }
         }), { concurrency: "unbounded" })
       const running = yield* Effect.forEach(held, (h) =>
-        c.workers.input({ path: { worker_id: h.worker.worker_id }, payload: { text: "a turn that never ends" } }))
+        c.workers.input({ path: { worker_id: h.worker.worker_id }, payload: { text: "a turn that never ends" } }).pipe(
+          // An input to an idle worker starts a turn (never queued).
+          Effect.filterOrDie((r): r is Domain.InputAccepted => "turn_id" in r, () => new Error("the input was queued"))
+        ))
 
       // Many callers keep creating workers while the owner dies; every acknowledged create must survive.
       const acknowledged = yield* Ref.make<Array<string>>([])

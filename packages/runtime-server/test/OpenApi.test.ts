@@ -52,8 +52,8 @@ describe("the runtime's /openapi.json", () => {
       assert.deepStrictEqual(duplicatedIds(doc), [])
       assert.notInclude(JSON.stringify(doc), "HttpApiDecodeError")
       const ops = operations(doc)
-      // 16 operations and GET /metrics.
-      assert.strictEqual(ops.length, 17)
+      // 19 operations and GET /metrics.
+      assert.strictEqual(ops.length, 20)
       assert.match(Object.keys(doc.paths["/metrics"].get.responses["200"].content)[0]!, /^text\/plain/)
       assert.includeMembers(Object.keys(doc.paths["/metrics"].get.responses), ["401"])
       for (const { method, op, path } of ops) {

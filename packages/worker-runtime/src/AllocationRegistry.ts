@@ -27,6 +27,12 @@ export interface AllocationRegistryService {
   readonly list: Effect.Effect<ReadonlyArray<Allocation>, RuntimeUnavailable>
   /** Whether the worker's allocation grants `access` to `path` (for tools that touch the filesystem). */
   readonly check: (workerId: string, path: string, access: Access) => Effect.Effect<boolean, RuntimeUnavailable>
+  /**
+   * Releases the allocations this instance holds whose worker `exists` denies (orphans left by a crash between
+   * allocating and committing a create, or between committing and releasing a delete). Allocations held by other
+   * live instances sharing the registry are never touched. Returns the released worker ids.
+   */
+  readonly sweep: (exists: (workerId: string) => boolean) => Effect.Effect<ReadonlyArray<string>, RuntimeUnavailable>
 }
 
 export class AllocationRegistry extends Context.Tag("@yoi/worker-runtime/AllocationRegistry")<
@@ -178,6 +184,12 @@ export const makeMemory: Effect.Effect<AllocationRegistryService> = Effect.sync(
         const allocation = byId.get(workerId)
         const normalized = Paths.normalize(path)
         return allocation !== undefined && normalized !== undefined && grants(allocation, normalized, access)
+      }),
+    sweep: (exists) =>
+      Effect.sync(() => {
+        const orphans = Array.from(byId.keys()).filter((id) => !exists(id))
+        for (const id of orphans) releaseFrom(byId, id)
+        return orphans
       })
   } satisfies AllocationRegistryService
 })

@@ -147,11 +147,19 @@ export const CreateWorker = Schema.Struct({
 })
 export type CreateWorker = typeof CreateWorker.Type
 
+/**
+ * What an input does when a turn is already running: `reject` (the default) answers `WorkerBusy`, `enqueue` puts it
+ * in the worker's bounded FIFO queue, `interrupt` cancels the running turn and starts this one in the same step.
+ */
+export const BusyPolicy = Schema.Literal("reject", "enqueue", "interrupt")
+export type BusyPolicy = typeof BusyPolicy.Type
+
 export const SendInput = Schema.Struct({
   text: Schema.String.pipe(
     Schema.minLength(1, { message: () => "text must not be empty" }),
     Schema.maxLength(1_000_000, { message: () => "text must be at most 1,000,000 characters" })
-  )
+  ),
+  busy: Schema.optional(BusyPolicy)
 })
 export type SendInput = typeof SendInput.Type
 
@@ -189,9 +197,46 @@ export const Worker = Schema.Struct({
   current_turn_id: Schema.optional(TurnId),
   last_turn: Schema.optional(LastTurn),
   usage: Usage,
-  transcript_length: Schema.Number
+  transcript_length: Schema.Number,
+  /** Inputs waiting in the worker's queue (`GET /v1/workers/:id/queue` lists them). */
+  queue_length: Schema.optional(Schema.Number)
 })
 export type Worker = typeof Worker.Type
+
+/** An input accepted with `busy: "enqueue"` while a turn was running, as stored until it starts or is cancelled. */
+export const QueuedInput = Schema.Struct({
+  input_id: Schema.String,
+  worker_id: WorkerId,
+  text: Schema.String,
+  queued_at: Timestamp,
+  /** Order within the worker's queue: increasing, not necessarily contiguous. */
+  seq: Schema.Number
+})
+export type QueuedInput = typeof QueuedInput.Type
+
+/** One waiting input as clients see it; `position` 1 starts next. */
+export const QueueItem = Schema.Struct({
+  input_id: Schema.String,
+  position: Schema.Number,
+  queued_at: Timestamp,
+  text: Schema.String
+})
+export type QueueItem = typeof QueueItem.Type
+
+export const WorkerQueue = Schema.Struct({
+  worker_id: WorkerId,
+  limit: Schema.Number,
+  items: Schema.Array(QueueItem)
+})
+export type WorkerQueue = typeof WorkerQueue.Type
+
+/** The answer to `DELETE /v1/workers/:id/queue[/:input_id]`: the inputs taken out of the queue. */
+export const QueueCancelled = Schema.Struct({
+  worker_id: WorkerId,
+  cancelled: Schema.Array(Schema.String),
+  worker: Worker
+})
+export type QueueCancelled = typeof QueueCancelled.Type
 
 /**
  * The durable record of a worker: its full create spec (the config snapshot, secrets only as references), status,
@@ -262,6 +307,8 @@ export const EventKind = Schema.Literal(
   "turn.failed",
   "turn.interrupted",
   "transcript.appended",
+  "input.queued",
+  "input.dequeued",
   "runtime.diagnostic",
   "stream.lagged",
   "stream.error",
@@ -328,12 +375,25 @@ export const StreamErrorData = Schema.Struct({
 })
 export type StreamErrorData = typeof StreamErrorData.Type
 
+/** An input entered the worker's queue at `position` (1 starts next). */
+export const InputQueuedData = Schema.Struct({ input_id: Schema.String, position: Schema.Number, queued_at: Timestamp })
+
+/** Why an input left the queue: its turn started, it was cancelled, or its worker was deleted. */
+export const DequeueReason = Schema.Literal("started", "cancelled", "worker_deleted")
+
+/** An input left the worker's queue; `turn_id` is the turn it started (reason `started`). */
+export const InputDequeuedData = Schema.Struct({
+  input_id: Schema.String,
+  reason: DequeueReason,
+  turn_id: Schema.optional(Schema.String)
+})
+
 /** The `data` schema of each event kind. docs/events.md lists the same kinds and fields (a test compares them). */
 export const EventData = {
   "worker.created": Schema.Struct({ worker: Worker }),
   "worker.status": Schema.Struct({ status: WorkerStatus, previous: WorkerStatus }),
   "worker.deleted": Schema.Struct({ worker_id: Schema.String }),
-  "turn.started": Schema.Struct({ input_index: Schema.Number }),
+  "turn.started": Schema.Struct({ input_index: Schema.Number, input_id: Schema.optional(Schema.String) }),
   "turn.delta": Schema.Struct({ text: Schema.String }),
   "turn.tool_call": Schema.Struct({ call_id: Schema.String, name: Schema.String, arguments: JsonValue }),
   "turn.tool_result": Schema.Struct({
@@ -349,6 +409,8 @@ export const EventData = {
   "turn.failed": TurnEnded,
   "turn.interrupted": TurnEnded,
   "transcript.appended": Schema.Struct({ entry: TranscriptEntry }),
+  "input.queued": InputQueuedData,
+  "input.dequeued": InputDequeuedData,
   "runtime.diagnostic": DiagnosticData,
   "stream.lagged": StreamLaggedData,
   "stream.error": StreamErrorData,
@@ -427,6 +489,8 @@ export const RuntimeEvent = Schema.Union(
   event("turn.failed"),
   event("turn.interrupted"),
   event("transcript.appended"),
+  event("input.queued"),
+  event("input.dequeued"),
   event("runtime.diagnostic"),
   event("stream.lagged"),
   event("stream.error"),
@@ -556,12 +620,32 @@ export type TranscriptPage = typeof TranscriptPage.Type
 export const CreateResult = Schema.Struct({ worker: Worker, created: Schema.Boolean })
 export type CreateResult = typeof CreateResult.Type
 
+/** An input whose turn started at once. */
 export const InputAccepted = Schema.Struct({ turn_id: TurnId, worker: Worker })
 export type InputAccepted = typeof InputAccepted.Type
 
+/** An input put in the worker's queue (`busy: "enqueue"` while a turn was running). */
+export const InputQueued = Schema.Struct({
+  queued: Schema.Literal(true),
+  input_id: Schema.String,
+  position: Schema.Number,
+  worker: Worker
+})
+export type InputQueued = typeof InputQueued.Type
+
+/** The answer to an input: its turn started, or (`enqueue` only) it was queued. */
+export const InputResult = Schema.Union(InputAccepted, InputQueued)
+export type InputResult = typeof InputResult.Type
+
+/** Optional body of `POST /v1/workers/:id/cancel`: cancel this turn only, never a later one. */
+export const CancelRequest = Schema.Struct({ turn_id: Schema.optional(Schema.String.pipe(Schema.maxLength(256))) })
+export type CancelRequest = typeof CancelRequest.Type
+
+/** `cancelled: false` with an `outcome` when the named turn had already ended: what happened to it. */
 export const CancelResult = Schema.Struct({
   cancelled: Schema.Boolean,
   turn_id: Schema.optional(TurnId),
+  outcome: Schema.optional(TurnOutcome),
   worker: Worker
 })
 export type CancelResult = typeof CancelResult.Type

@@ -104,3 +104,62 @@ export class UnsupportedOperation extends Schema.TaggedError<UnsupportedOperatio
 export class RuntimeUnavailable extends Schema.TaggedError<RuntimeUnavailable>()("RuntimeUnavailable", {
   message: Schema.String
 }) {}
+
+/**
+ * The worker's input queue holds `limit` inputs already; nothing was queued. HTTP 429: it is back-pressure that
+ * clears as turns finish (retry later), unlike `WorkerBusy`'s 409, which asks the caller to choose a policy.
+ */
+export class QueueFull extends Schema.TaggedError<QueueFull>()("QueueFull", {
+  worker_id: Schema.String,
+  limit: Schema.Number,
+  message: Schema.String
+}) {
+  static of(workerId: string, limit: number) {
+    return new QueueFull({
+      worker_id: workerId,
+      limit,
+      message: `the input queue of worker ${workerId} is full (${limit} inputs); retry when a turn has finished`
+    })
+  }
+}
+
+/** The queue holds no input with this id (never queued, already started, or cancelled). HTTP 404. */
+export class QueuedInputNotFound extends Schema.TaggedError<QueuedInputNotFound>()("QueuedInputNotFound", {
+  worker_id: Schema.String,
+  input_id: Schema.String,
+  message: Schema.String
+}) {
+  static of(workerId: string, inputId: string) {
+    return new QueuedInputNotFound({
+      worker_id: workerId,
+      input_id: inputId,
+      message: `input ${inputId} is not in the queue of worker ${workerId} (never queued, already started or cancelled)`
+    })
+  }
+}
+
+/** The worker has no record of this turn (never its turn, or ended before this runtime last started). HTTP 404. */
+export class TurnNotFound extends Schema.TaggedError<TurnNotFound>()("TurnNotFound", {
+  worker_id: Schema.String,
+  turn_id: Schema.String,
+  message: Schema.String
+}) {
+  static of(workerId: string, turnId: string) {
+    return new TurnNotFound({
+      worker_id: workerId,
+      turn_id: turnId,
+      message: `worker ${workerId} has no record of turn ${turnId}`
+    })
+  }
+}
+
+/**
+ * A cancel with `wait_ms` was requested but the turn had not ended when the wait ran out; the cancel goes on and the
+ * turn's end arrives on the event stream. HTTP 504 (Kubernetes answers a timed-out wait the same way).
+ */
+export class TurnWaitTimeout extends Schema.TaggedError<TurnWaitTimeout>()("TurnWaitTimeout", {
+  worker_id: Schema.String,
+  turn_id: Schema.String,
+  wait_ms: Schema.Number,
+  message: Schema.String
+}) {}

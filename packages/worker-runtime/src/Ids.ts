@@ -31,6 +31,7 @@ export type TurnId = typeof TurnId.Type
 export const makeWorkerId = (): WorkerId => WorkerId.make(`w_${ulid()}`, { disableValidation: true })
 export const makeTurnId = (): TurnId => TurnId.make(`t_${ulid()}`, { disableValidation: true })
 export const makeEntryId = (): string => `e_${ulid()}`
+export const makeInputId = (): string => `i_${ulid()}`
 
 /**
  * Where the runtime gets worker, turn and transcript entry ids. Synchronous, like `Clock.unsafeCurrentTimeMillis`,
@@ -41,9 +42,16 @@ export interface IdGeneratorService {
   readonly workerId: () => WorkerId
   readonly turnId: () => TurnId
   readonly entryId: () => string
+  /** Ids of queued inputs; ULID-based (`i_...`) when a generator does not give its own. */
+  readonly inputId?: (() => string) | undefined
 }
 
-export const ulidIds: IdGeneratorService = { workerId: makeWorkerId, turnId: makeTurnId, entryId: makeEntryId }
+export const ulidIds: IdGeneratorService = {
+  workerId: makeWorkerId,
+  turnId: makeTurnId,
+  entryId: makeEntryId,
+  inputId: makeInputId
+}
 
 export class IdGenerator extends Context.Reference<IdGenerator>()("@yoi/worker-runtime/IdGenerator", {
   defaultValue: (): IdGeneratorService => ulidIds
@@ -51,11 +59,12 @@ export class IdGenerator extends Context.Reference<IdGenerator>()("@yoi/worker-r
 
 /** Deterministic ids for tests: `w_000001`, `t_000001`, `e_000001`..., each kind counting on its own. */
 export const sequentialIds = (): IdGeneratorService => {
-  const next = { w: 0, t: 0, e: 0 }
-  const make = (kind: "w" | "t" | "e") => `${kind}_${String(++next[kind]).padStart(6, "0")}`
+  const next = { w: 0, t: 0, e: 0, i: 0 }
+  const make = (kind: "w" | "t" | "e" | "i") => `${kind}_${String(++next[kind]).padStart(6, "0")}`
   return {
     workerId: () => WorkerId.make(make("w")),
     turnId: () => TurnId.make(make("t")),
-    entryId: () => make("e")
+    entryId: () => make("e"),
+    inputId: () => make("i")
   }
 }

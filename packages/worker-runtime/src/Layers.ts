@@ -16,6 +16,8 @@ export interface RuntimeOptions {
   /** How often a filtered event stream gets a `stream.bookmark` when its position moved. Default 30,000 ms. */
   readonly bookmarkIntervalMs?: number | undefined
   readonly historyLimit?: number | undefined
+  /** The most inputs one worker's queue holds; wins over the policy's `queue_limit` (default 16). */
+  readonly queueLimit?: number | undefined
   /** Engines to offer; `echo` is always added unless one with that provider name is given. */
   readonly engines?: ReadonlyArray<Engine.Engine> | undefined
   /**
@@ -59,7 +61,11 @@ export const configFrom = (options: RuntimeOptions): Runtime.RuntimeConfigShape 
     engines: options.policy?.engines,
     implicitProfiles: (options.engines ?? []).map((e) => e.provider),
     tools: options.policy?.tools ?? [],
-    scopeRoots: options.policy?.scope_roots ?? []
+    scopeRoots: options.policy?.scope_roots ?? [],
+    queueLimit: Math.max(
+      1,
+      Math.min(Runtime.MAX_QUEUE_LIMIT, options.queueLimit ?? options.policy?.queue_limit ?? base.queueLimit)
+    )
   }
 }
 

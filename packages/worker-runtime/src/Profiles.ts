@@ -34,7 +34,9 @@ export type EnginesConfig = typeof EnginesConfig.Type
 export const PolicyFields = {
   engines: Schema.optional(EnginesConfig),
   tools: Schema.optional(Schema.Array(ToolName).pipe(Schema.maxItems(64))),
-  scope_roots: Schema.optional(Schema.Array(ScopeRoot).pipe(Schema.maxItems(256)))
+  scope_roots: Schema.optional(Schema.Array(ScopeRoot).pipe(Schema.maxItems(256))),
+  /** The most inputs one worker's queue holds (`busy: "enqueue"`; default 16). */
+  queue_limit: Schema.optional(Schema.Int.pipe(Schema.between(1, 10_000)))
 }
 export const PolicyConfig = Schema.Struct(PolicyFields)
 export type PolicyConfig = typeof PolicyConfig.Type

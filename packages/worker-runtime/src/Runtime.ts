@@ -7,22 +7,29 @@ import type {
   DeleteResult,
   Diagnostic,
   InputAccepted,
+  InputResult,
+  QueueCancelled,
   RuntimeEvent,
   RuntimeSummary,
   SendInput,
   TranscriptPage,
   UsageOverview,
   Worker,
-  WorkerPage
+  WorkerPage,
+  WorkerQueue
 } from "./Domain.js"
 import type { Engines } from "./Engine.js"
 import {
   type CursorExpired,
   type CursorInvalid,
   InvalidInput,
+  type QueuedInputNotFound,
+  type QueueFull,
   type RuntimeUnavailable,
   type ScopeConflict,
   type ScopeNotPermitted,
+  type TurnNotFound,
+  type TurnWaitTimeout,
   type UnsupportedOperation,
   type WorkerAlreadyExists,
   type WorkerBusy,
@@ -76,7 +83,12 @@ export interface RuntimeConfigShape {
   readonly tools: ReadonlyArray<string>
   /** Where worker scopes may be granted; none (no scopes, no filesystem tools) unless configured. */
   readonly scopeRoots: ReadonlyArray<Profiles.ScopeRoot>
+  /** The most inputs one worker's queue holds (`busy: "enqueue"`); beyond it `QueueFull`. */
+  readonly queueLimit: number
 }
+
+export const DEFAULT_QUEUE_LIMIT = 16
+export const MAX_QUEUE_LIMIT = 10_000
 
 export class RuntimeConfig extends Context.Tag("@yoi/worker-runtime/RuntimeConfig")<
   RuntimeConfig,
@@ -94,7 +106,8 @@ export const defaultConfig = (runtimeId = "local"): RuntimeConfigShape => ({
   engines: undefined,
   implicitProfiles: [],
   tools: [],
-  scopeRoots: []
+  scopeRoots: [],
+  queueLimit: DEFAULT_QUEUE_LIMIT
 })
 
 export interface ListWorkersQuery {
@@ -108,6 +121,13 @@ export interface ListWorkersQuery {
 export interface TranscriptQuery {
   readonly limit?: number | undefined
   readonly page_token?: string | undefined
+}
+
+export interface CancelOptions {
+  /** Cancel this turn only: if it already ended, answer its outcome instead of cancelling a later turn. */
+  readonly turn_id?: string | undefined
+  /** Wait at most this long (0 to 60000 ms) for the turn to end, else `TurnWaitTimeout`. */
+  readonly wait_ms?: number | undefined
 }
 
 export interface SubscribeQuery {
@@ -135,11 +155,43 @@ export interface RuntimeService {
     CreateResult,
     InvalidInput | WorkerAlreadyExists | ScopeConflict | ScopeNotPermitted | UnsupportedOperation | RuntimeUnavailable
   >
-  readonly sendInput: (
+  /**
+   * Starts a turn. While one runs, `busy` decides: `reject` (default) fails with `WorkerBusy`, `interrupt` cancels it
+   * (reason `interrupted_by_input`) and starts this one in the same step, `enqueue` queues the input (`InputQueued`)
+   * or fails with `QueueFull`.
+   */
+  readonly sendInput: {
+    (
+      workerId: string,
+      input: SendInput & { readonly busy?: "reject" | "interrupt" | undefined }
+    ): Effect.Effect<InputAccepted, WorkerNotFound | WorkerBusy | WorkerStopped | InvalidInput | RuntimeUnavailable>
+    (
+      workerId: string,
+      input: SendInput
+    ): Effect.Effect<
+      InputResult,
+      WorkerNotFound | WorkerBusy | WorkerStopped | QueueFull | InvalidInput | RuntimeUnavailable
+    >
+  }
+  /** Cancels the running turn, or only `turn_id` (a turn already ended answers its outcome); see `CancelOptions`. */
+  readonly cancel: (
     workerId: string,
-    input: SendInput
-  ) => Effect.Effect<InputAccepted, WorkerNotFound | WorkerBusy | WorkerStopped | InvalidInput | RuntimeUnavailable>
-  readonly cancel: (workerId: string) => Effect.Effect<CancelResult, WorkerNotFound | InvalidInput | RuntimeUnavailable>
+    options?: CancelOptions | null
+  ) => Effect.Effect<
+    CancelResult,
+    WorkerNotFound | TurnNotFound | TurnWaitTimeout | InvalidInput | RuntimeUnavailable
+  >
+  /** The worker's input queue, in the order the inputs will start. */
+  readonly queue: (workerId: string) => Effect.Effect<WorkerQueue, WorkerNotFound | InvalidInput>
+  /** Takes one queued input out of the worker's queue (`input.dequeued`, reason `cancelled`). */
+  readonly cancelQueued: (
+    workerId: string,
+    inputId: string
+  ) => Effect.Effect<QueueCancelled, WorkerNotFound | QueuedInputNotFound | InvalidInput | RuntimeUnavailable>
+  /** Takes every queued input out of the worker's queue. */
+  readonly clearQueue: (
+    workerId: string
+  ) => Effect.Effect<QueueCancelled, WorkerNotFound | InvalidInput | RuntimeUnavailable>
   readonly stop: (workerId: string) => Effect.Effect<Worker, WorkerNotFound | InvalidInput | RuntimeUnavailable>
   readonly restore: (workerId: string) => Effect.Effect<Worker, WorkerNotFound | InvalidInput | RuntimeUnavailable>
   readonly delete: (
@@ -195,7 +247,15 @@ export const make: Effect.Effect<
   const readModels = yield* ReadModels.make({ config, version: VERSION, startedAt, table, admission })
   const { toWorker } = readModels
   const turns = yield* Turns.make({ config, runtimeScope, table, committer, admission, toWorker })
-  const commands = yield* WorkerCommands.make({ table, committer, admission, turns, toWorker })
+  const commands = yield* WorkerCommands.make({
+    table,
+    committer,
+    admission,
+    turns,
+    toWorker,
+    queueLimit: config.queueLimit,
+    runtimeScope
+  })
 
   const subscribe = (query?: SubscribeQuery | null) =>
     Effect.gen(function*() {
@@ -224,6 +284,9 @@ export const make: Effect.Effect<
     createWorker: commands.createWorker,
     sendInput: commands.sendInput,
     cancel: commands.cancel,
+    queue: commands.queue,
+    cancelQueued: commands.cancelQueued,
+    clearQueue: commands.clearQueue,
     stop: commands.stop,
     restore: commands.restore,
     delete: commands.deleteWorker,

@@ -1,5 +1,5 @@
 import { Context, Data, Effect, Layer, Option } from "effect"
-import type { Diagnostic, RuntimeEvent, TranscriptEntry, WorkerRecord } from "./Domain.js"
+import type { Diagnostic, QueuedInput, RuntimeEvent, TranscriptEntry, WorkerRecord } from "./Domain.js"
 import type { WorkerId } from "./Ids.js"
 import { ulid } from "./internal/ulid.js"
 
@@ -15,6 +15,10 @@ export interface CommitBatch {
   readonly deleted?: ReadonlyArray<WorkerId> | undefined
   readonly transcript?: ReadonlyArray<TranscriptEntry> | undefined
   readonly events?: ReadonlyArray<RuntimeEvent> | undefined
+  /** Inputs entering a worker's queue. */
+  readonly queued?: ReadonlyArray<QueuedInput> | undefined
+  /** Ids of inputs leaving a queue (started or cancelled); a deleted worker's queue goes with it. */
+  readonly unqueued?: ReadonlyArray<string> | undefined
 }
 
 export type DiagnosticDraft = Omit<Diagnostic, "id" | "at"> & { readonly at?: string }
@@ -36,6 +40,8 @@ export interface WorkerStoreService {
   /** Every worker record, read once by the Runtime at startup. */
   readonly loadWorkers: Effect.Effect<ReadonlyArray<WorkerRecord>, StoreError>
   readonly commit: (batch: CommitBatch) => Effect.Effect<void, StoreError>
+  /** Every queued input of every worker, in queue order per worker; read once by the Runtime at startup. */
+  readonly loadQueued: Effect.Effect<ReadonlyArray<QueuedInput>, StoreError>
   /** Entries with `index >= fromIndex`, ascending, at most `limit`. */
   readonly transcript: (
     workerId: WorkerId,
@@ -63,6 +69,7 @@ export const makeMemory: Effect.Effect<WorkerStoreService> = Effect.sync(() => {
   const epoch = ulid().slice(0, 16)
   const workers = new Map<WorkerId, WorkerRecord>()
   const transcripts = new Map<WorkerId, Array<TranscriptEntry>>()
+  const queued = new Map<string, QueuedInput>()
   const diagnostics: Array<Diagnostic> = []
   let diagnosticId = 0
 
@@ -71,7 +78,10 @@ export const makeMemory: Effect.Effect<WorkerStoreService> = Effect.sync(() => {
       for (const id of batch.deleted ?? []) {
         workers.delete(id)
         transcripts.delete(id)
+        for (const [inputId, q] of queued) if (q.worker_id === id) queued.delete(inputId)
       }
+      for (const id of batch.unqueued ?? []) queued.delete(id)
+      for (const q of batch.queued ?? []) queued.set(q.input_id, q)
       for (const record of batch.workers ?? []) workers.set(record.worker_id, record)
       for (const entry of batch.transcript ?? []) {
         let list = transcripts.get(entry.worker_id)
@@ -89,6 +99,7 @@ export const makeMemory: Effect.Effect<WorkerStoreService> = Effect.sync(() => {
     meta: Effect.succeed({ epoch, lastSeq: 0 }),
     loadWorkers: Effect.sync(() => Array.from(workers.values())),
     commit,
+    loadQueued: Effect.sync(() => Array.from(queued.values()).sort((a, b) => a.seq - b.seq)),
     transcript: (workerId, fromIndex, limit) =>
       Effect.sync(() => {
         const from = Math.max(0, fromIndex)

@@ -20,14 +20,15 @@ const record = (id: string): Domain.WorkerRecord => ({
 
 /**
  * Storage from a previous life whose allocations no longer fit: each stored worker's write scope is already held
- * by another worker, so recovery cannot re-allocate it and records one `allocation_not_restored` diagnostic each.
+ * by another stored worker, so recovery cannot re-allocate it and records one `allocation_not_restored` diagnostic
+ * each. (The holder is a stored worker: an allocation without one is an orphan, released at recovery.)
  */
 const conflictingStorage = (workers: ReadonlyArray<string>) =>
   Layer.effectDiscard(Effect.gen(function*() {
     const store = yield* WorkerStore.WorkerStore
     const allocations = yield* AllocationRegistry.AllocationRegistry
     yield* Effect.orDie(allocations.allocate("w-holder", scope))
-    yield* Effect.orDie(store.commit({ workers: workers.map(record) }))
+    yield* Effect.orDie(store.commit({ workers: [...workers, "w-holder"].map(record) }))
   })).pipe(Layer.provideMerge(Layer.merge(WorkerStore.layerMemory, AllocationRegistry.layerMemory)))
 
 describe("diagnostics are live", () => {

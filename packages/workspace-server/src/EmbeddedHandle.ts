@@ -34,7 +34,12 @@ export const make = (runtime: Runtime.RuntimeService, displayName: string = runt
     getWorker: (workerId) => run(runtime.getWorker(workerId), workerId),
     createWorker: (spec: Domain.CreateWorker) => run(runtime.createWorker(spec), spec.worker_id),
     sendInput: (workerId, input) => run(runtime.sendInput(workerId, input), workerId),
-    cancel: (workerId) => run(runtime.cancel(workerId), workerId),
+    cancel: (workerId, options) => run(runtime.cancel(workerId, options), workerId),
+    queue: (workerId) => run(runtime.queue(workerId), workerId),
+    cancelQueued: (workerId, inputId) =>
+      inputId === undefined
+        ? run(runtime.clearQueue(workerId), workerId)
+        : run(runtime.cancelQueued(workerId, inputId), workerId),
     stop: (workerId) => run(runtime.stop(workerId), workerId),
     restore: (workerId) => run(runtime.restore(workerId), workerId),
     delete: (workerId) => run(runtime.delete(workerId), workerId),

@@ -179,9 +179,28 @@ export const layerWorkers = HttpApiBuilder.group(BrowserApi, "workers", (handler
           const accepted = yield* registry.sendInput(caller, path.runtime_id, path.worker_id, readJson(request))
           return yield* respond(accepted, 202)
         }))
-      .handle("cancel", ({ path }) =>
+      .handle("cancel", ({ path, payload, urlParams }) =>
+        Effect.gen(function*() {
+          const caller = yield* Caller
+          const waitMs = urlParams.wait_ms
+          if (waitMs !== undefined && !/^\d{1,5}$/.test(waitMs)) {
+            return yield* new InvalidInput({ field: "wait_ms", message: "wait_ms must be an integer from 0 to 60000" })
+          }
+          return relayed(
+            yield* registry.cancel(caller, path.runtime_id, path.worker_id, {
+              turn_id: payload?.turn_id,
+              wait_ms: waitMs === undefined ? undefined : Number(waitMs)
+            })
+          )
+        }))
+      .handle("queue", ({ path }) =>
+        Effect.flatMap(Caller, (caller) => Effect.map(registry.queue(caller, path.runtime_id, path.worker_id), relayed)))
+      .handle("clearQueue", ({ path }) =>
         Effect.flatMap(Caller, (caller) =>
-          Effect.map(registry.cancel(caller, path.runtime_id, path.worker_id), relayed)))
+          Effect.map(registry.cancelQueued(caller, path.runtime_id, path.worker_id), relayed)))
+      .handle("cancelQueued", ({ path }) =>
+        Effect.flatMap(Caller, (caller) =>
+          Effect.map(registry.cancelQueued(caller, path.runtime_id, path.worker_id, path.input_id), relayed)))
       .handle("stop", ({ path }) =>
         Effect.flatMap(Caller, (caller) =>
           Effect.map(registry.stop(caller, path.runtime_id, path.worker_id), relayed)))

@@ -92,9 +92,11 @@ const views = {
   worker: relayView(Views.WorkerView, (w) => [w], (w, fix) => fix(w)),
   page: relayView(Views.WorkerPage, (p) => p.items, (p, fix) => ({ ...p, items: p.items.map(fix) })),
   created: relayView(Views.CreateResult, (r) => [r.worker], (r, fix) => ({ ...r, worker: fix(r.worker) })),
-  accepted: relayView(Views.InputAccepted, (r) => [r.worker], (r, fix) => ({ ...r, worker: fix(r.worker) })),
+  accepted: relayView(Views.InputResult, (r) => [r.worker], (r, fix) => ({ ...r, worker: fix(r.worker) })),
   cancelled: relayView(Views.CancelResult, (r) => [r.worker], (r, fix) => ({ ...r, worker: fix(r.worker) })),
   deleted: relayView(Views.DeleteResult, () => [], (r) => r),
+  queue: relayView(Views.WorkerQueue, () => [], (r) => r),
+  queueCancelled: relayView(Views.QueueCancelled, (r) => [r.worker], (r, fix) => ({ ...r, worker: fix(r.worker) })),
   transcript: relayView(Views.TranscriptPage, () => [], (r) => r)
 }
 
@@ -522,7 +524,24 @@ export const make = (
       getWorker: (workerId) => relay(views.worker, HttpClientRequest.get(workerPath(workerId)), workerId),
       createWorker: (spec) => relay(views.created, post(`${current().baseUrl}/v1/workers`, spec), spec.worker_id),
       sendInput: (workerId, input) => relay(views.accepted, post(workerPath(workerId, "/input"), input), workerId),
-      cancel: (workerId) => relay(views.cancelled, post(workerPath(workerId, "/cancel")), workerId),
+      cancel: (workerId, options) =>
+        relay(
+          views.cancelled,
+          post(
+            workerPath(workerId, "/cancel"),
+            options?.turn_id === undefined ? undefined : { turn_id: options.turn_id }
+          ).pipe(HttpClientRequest.setUrlParams(options?.wait_ms === undefined ? {} : { wait_ms: String(options.wait_ms) })),
+          workerId
+        ),
+      queue: (workerId) => relay(views.queue, HttpClientRequest.get(workerPath(workerId, "/queue")), workerId),
+      cancelQueued: (workerId, inputId) =>
+        relay(
+          views.queueCancelled,
+          HttpClientRequest.del(
+            workerPath(workerId, inputId === undefined ? "/queue" : `/queue/${encodeURIComponent(inputId)}`)
+          ),
+          workerId
+        ),
       stop: (workerId) => relay(views.worker, post(workerPath(workerId, "/stop")), workerId),
       restore: (workerId) => relay(views.worker, post(workerPath(workerId, "/restore")), workerId),
       delete: (workerId) => relay(views.deleted, HttpClientRequest.del(workerPath(workerId)), workerId),

@@ -11,6 +11,11 @@ export interface ListWorkersQuery {
   readonly page_token?: string | undefined
 }
 
+export interface CancelOptions {
+  readonly turn_id?: string | undefined
+  readonly wait_ms?: number | undefined
+}
+
 export interface TranscriptQuery {
   readonly limit?: number | undefined
   readonly page_token?: string | undefined
@@ -44,8 +49,11 @@ export interface RuntimeHandle {
   readonly listWorkers: (query: ListWorkersQuery) => Effect.Effect<Views.WorkerPage, HandleError>
   readonly getWorker: (workerId: string) => Effect.Effect<Views.WorkerView, HandleError>
   readonly createWorker: (spec: Domain.CreateWorker) => Effect.Effect<Views.CreateResult, HandleError>
-  readonly sendInput: (workerId: string, input: Domain.SendInput) => Effect.Effect<Views.InputAccepted, HandleError>
-  readonly cancel: (workerId: string) => Effect.Effect<Views.CancelResult, HandleError>
+  readonly sendInput: (workerId: string, input: Domain.SendInput) => Effect.Effect<Views.InputResult, HandleError>
+  readonly cancel: (workerId: string, options?: CancelOptions) => Effect.Effect<Views.CancelResult, HandleError>
+  readonly queue: (workerId: string) => Effect.Effect<Views.WorkerQueue, HandleError>
+  /** One queued input, or every one without `inputId`. */
+  readonly cancelQueued: (workerId: string, inputId?: string) => Effect.Effect<Views.QueueCancelled, HandleError>
   readonly stop: (workerId: string) => Effect.Effect<Views.WorkerView, HandleError>
   readonly restore: (workerId: string) => Effect.Effect<Views.WorkerView, HandleError>
   readonly delete: (workerId: string) => Effect.Effect<Views.DeleteResult, HandleError>

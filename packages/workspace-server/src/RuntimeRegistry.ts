@@ -48,12 +48,26 @@ export interface RuntimeRegistryService {
     runtimeId: string,
     workerId: string,
     body: Body
-  ) => Effect.Effect<Views.InputAccepted, Errors.RouteError | Errors.PayloadTooLarge>
+  ) => Effect.Effect<Views.InputResult, Errors.RouteError | Errors.PayloadTooLarge>
+  /** `turn_id` cancels that turn only; `wait_ms` waits at most that long for its end. */
   readonly cancel: (
     caller: CallerShape,
     runtimeId: string,
-    workerId: string
+    workerId: string,
+    options?: { readonly turn_id?: string | undefined; readonly wait_ms?: number | undefined }
   ) => Effect.Effect<Views.CancelResult, Errors.RouteError>
+  readonly queue: (
+    caller: CallerShape,
+    runtimeId: string,
+    workerId: string
+  ) => Effect.Effect<Views.WorkerQueue, Errors.RouteError>
+  /** One queued input, or every one without `inputId`; audited as `cancel`. */
+  readonly cancelQueued: (
+    caller: CallerShape,
+    runtimeId: string,
+    workerId: string,
+    inputId?: string
+  ) => Effect.Effect<Views.QueueCancelled, Errors.RouteError>
   readonly stop: (
     caller: CallerShape,
     runtimeId: string,
@@ -221,7 +235,11 @@ export const make = (
           Effect.flatMap((raw) => decoded(decodeSendInput(raw), runtimeId)),
           Effect.flatMap((input) => h.sendInput(workerId, input))
         )),
-    cancel: (caller, runtimeId, workerId) => command(caller, runtimeId, "cancel", workerId, (h) => h.cancel(workerId)),
+    cancel: (caller, runtimeId, workerId, options) =>
+      command(caller, runtimeId, "cancel", workerId, (h) => h.cancel(workerId, options)),
+    queue: (caller, runtimeId, workerId) => onHandle(caller, runtimeId, (h) => h.queue(workerId)),
+    cancelQueued: (caller, runtimeId, workerId, inputId) =>
+      command(caller, runtimeId, "cancel", workerId, (h) => h.cancelQueued(workerId, inputId)),
     stop: (caller, runtimeId, workerId) => command(caller, runtimeId, "stop", workerId, (h) => h.stop(workerId)),
     restore: (caller, runtimeId, workerId) =>
       command(caller, runtimeId, "restore", workerId, (h) => h.restore(workerId)),

@@ -45,7 +45,12 @@ export const embeddedLayer = (
     ...(events?.bookmark_ms === undefined ? {} : { bookmarkIntervalMs: events.bookmark_ms }),
     displayName: config.display_name ?? config.runtime_id,
     engineLayer: LlmEngines.layerFetch(),
-    policy: { engines: config.engines, tools: config.tools, scope_roots: config.scope_roots }
+    policy: {
+      engines: config.engines,
+      tools: config.tools,
+      scope_roots: config.scope_roots,
+      ...(config.queue_limit === undefined ? {} : { queue_limit: config.queue_limit })
+    }
   }
   const configError = (e: { readonly message: string }) =>
     new BackendConfigError({ message: `invalid config: embedded.${e.message}` })

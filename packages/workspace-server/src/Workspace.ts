@@ -86,7 +86,9 @@ export const restrict = (handle: RuntimeHandle, workspaceId: string): RuntimeHan
         (result) => ({ ...result, worker: learn(result.worker) })
       ),
     sendInput: (workerId, input) => owned(workerId, handle.sendInput(workerId, input)),
-    cancel: (workerId) => owned(workerId, handle.cancel(workerId)),
+    cancel: (workerId, options) => owned(workerId, handle.cancel(workerId, options)),
+    queue: (workerId) => owned(workerId, handle.queue(workerId)),
+    cancelQueued: (workerId, inputId) => owned(workerId, handle.cancelQueued(workerId, inputId)),
     stop: (workerId) => owned(workerId, handle.stop(workerId)),
     restore: (workerId) => owned(workerId, handle.restore(workerId)),
     delete: (workerId) =>

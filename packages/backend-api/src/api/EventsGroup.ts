@@ -11,6 +11,10 @@ import {
   UpstreamTimeout,
   WorkerAlreadyExists,
   WorkerBusy,
+  QueueFull,
+  QueuedInputNotFound,
+  TurnNotFound,
+  TurnWaitTimeout,
   WorkerNotFound,
   WorkerStateConflict,
   WorkerStopped
@@ -31,6 +35,10 @@ export class EventsGroup extends HttpApiGroup.make("events")
   // A runtime may answer any typed error; these are listed so that none is turned into a 500.
   .addError(WorkerNotFound)
   .addError(WorkerBusy)
+  .addError(QueueFull)
+  .addError(QueuedInputNotFound)
+  .addError(TurnNotFound)
+  .addError(TurnWaitTimeout)
   .addError(WorkerStopped)
   .addError(WorkerAlreadyExists)
   .addError(WorkerStateConflict)

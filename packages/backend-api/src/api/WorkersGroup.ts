@@ -8,10 +8,14 @@ import {
   Forbidden,
   InvalidInput,
   PayloadTooLarge,
+  QueuedInputNotFound,
+  QueueFull,
   RuntimeNotFound,
   RuntimeUnavailable,
   ScopeConflict,
   ScopeNotPermitted,
+  TurnNotFound,
+  TurnWaitTimeout,
   UnsupportedOperation,
   UpstreamTimeout,
   WorkerAlreadyExists,
@@ -20,7 +24,7 @@ import {
   WorkerStateConflict,
   WorkerStopped
 } from "../Errors.js"
-import { CancelResult, CreateResult, DeleteResult, InputAccepted, TranscriptPage, WorkerPage, WorkerView } from "../Views.js"
+import { CancelResult, CreateResult, DeleteResult, InputAccepted, InputQueued, QueueCancelled, TranscriptPage, WorkerQueue, WorkerPage, WorkerView } from "../Views.js"
 import { EventStream, EventsHeaders, EventsUrlParams, RuntimePath, WorkerPath } from "./common.js"
 
 /**
@@ -37,6 +41,16 @@ export const ListUrlParams = Schema.Struct({
   status: Schema.optional(Schema.String.annotations({ jsonSchema: { type: "string", enum: ["idle", "running", "stopped"] } })),
   limit: Schema.optional(Limit(500)),
   page_token: Schema.optional(Schema.String)
+})
+
+export const QueuedInputPath = Schema.Struct({
+  runtime_id: Schema.String,
+  worker_id: Schema.String,
+  input_id: Schema.String
+})
+
+export const CancelUrlParams = Schema.Struct({
+  wait_ms: Schema.optional(Schema.String.annotations({ jsonSchema: { type: "integer", minimum: 0, maximum: 60_000 } }))
 })
 
 export const TranscriptUrlParams = Schema.Struct({
@@ -63,11 +77,24 @@ const group = HttpApiGroup.make("workers")
     .annotate(OpenApi.Summary, "Get a worker"))
   .add(HttpApiEndpoint.post("input", "/api/runtimes/:runtime_id/workers/:worker_id/input").setPath(WorkerPath)
     .setPayload(Domain.SendInput).addSuccess(InputAccepted, { status: 202 })
+    .addSuccess(InputQueued, { status: 202 })
     .annotate(OpenApi.Summary, "Send input to a worker")
-    .annotate(OpenApi.Description, "Audited; starts a turn."))
+    .annotate(OpenApi.Description, "Audited; starts a turn, or with `busy` interrupts the running one or queues the input."))
   .add(HttpApiEndpoint.post("cancel", "/api/runtimes/:runtime_id/workers/:worker_id/cancel").setPath(WorkerPath)
-    .addSuccess(CancelResult)
-    .annotate(OpenApi.Summary, "Cancel a worker's running turn"))
+    .setPayload(Schema.NullOr(Domain.CancelRequest)).setUrlParams(CancelUrlParams).addSuccess(CancelResult)
+    .annotate(OpenApi.Summary, "Cancel a worker's running turn")
+    .annotate(OpenApi.Description, "Audited. `{\"turn_id\"}` cancels that turn only; `wait_ms` waits for its end."))
+  .add(HttpApiEndpoint.get("queue", "/api/runtimes/:runtime_id/workers/:worker_id/queue").setPath(WorkerPath)
+    .addSuccess(WorkerQueue)
+    .annotate(OpenApi.Summary, "List a worker's queued inputs"))
+  .add(HttpApiEndpoint.del("clearQueue", "/api/runtimes/:runtime_id/workers/:worker_id/queue").setPath(WorkerPath)
+    .addSuccess(QueueCancelled)
+    .annotate(OpenApi.Summary, "Cancel every queued input of a worker")
+    .annotate(OpenApi.Description, "Audited as `cancel`."))
+  .add(HttpApiEndpoint.del("cancelQueued", "/api/runtimes/:runtime_id/workers/:worker_id/queue/:input_id")
+    .setPath(QueuedInputPath).addSuccess(QueueCancelled)
+    .annotate(OpenApi.Summary, "Cancel one queued input")
+    .annotate(OpenApi.Description, "Audited as `cancel`."))
   .add(HttpApiEndpoint.post("stop", "/api/runtimes/:runtime_id/workers/:worker_id/stop").setPath(WorkerPath)
     .addSuccess(WorkerView)
     .annotate(OpenApi.Summary, "Stop a worker"))
@@ -92,6 +119,10 @@ const group = HttpApiGroup.make("workers")
   .addError(CursorInvalid)
   .addError(CursorExpired)
   .addError(WorkerBusy)
+  .addError(QueueFull)
+  .addError(QueuedInputNotFound)
+  .addError(TurnNotFound)
+  .addError(TurnWaitTimeout)
   .addError(WorkerStopped)
   .addError(WorkerAlreadyExists)
   .addError(WorkerStateConflict)

@@ -1,5 +1,5 @@
 import { Effect, Either, ParseResult, Schema } from "effect"
-import { CreateWorker, EventKind, SendInput, WorkerStatus } from "../Domain.js"
+import { CancelRequest, CreateWorker, EventKind, SendInput, WorkerStatus } from "../Domain.js"
 import { InvalidInput } from "../Errors.js"
 import { WorkerId } from "../Ids.js"
 import * as Profiles from "../Profiles.js"
@@ -55,6 +55,10 @@ export const decodeCreate = (raw: unknown): Effect.Effect<CreateWorker, InvalidI
     ? Effect.zipRight(Profiles.checkRequestShape((raw as { engine?: unknown }).engine), decodeCreateSchema(raw))
     : decodeCreateSchema(raw)
 export const decodeSendInput = decodeInput(SendInput)
+export const decodeCancelRequest = decodeInput(CancelRequest)
+
+/** The longest a cancel may wait for its turn to end (`wait_ms`). */
+export const MAX_WAIT_MS = 60_000
 export const isWorkerId = Schema.is(WorkerId)
 export const isStatus = Schema.is(WorkerStatus)
 export const isKind = Schema.is(EventKind)

@@ -73,7 +73,8 @@ export const make = (options: {
         created_at: r.created_at,
         updated_at: r.updated_at,
         usage: r.usage,
-        transcript_length: r.transcript_length
+        transcript_length: r.transcript_length,
+        queue_length: workers.get(r.worker_id)?.queue.length ?? 0
       }
       if (r.spec.scope !== undefined) w.scope = r.spec.scope
       if (r.spec.metadata !== undefined) w.metadata = r.spec.metadata

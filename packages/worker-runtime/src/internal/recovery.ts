@@ -10,9 +10,10 @@ import { newTurn, type Turns } from "./turns.js"
 import { newState, type WorkerState, type WorkerTable } from "./workerTable.js"
 
 /**
- * Start-up: loads the stored workers into the table (upgrading engines stored before profiles), re-allocates their
- * scopes, records diagnostics for missing or unready profiles, and ends every turn the previous life left running
- * as interrupted.
+ * Start-up: loads the stored workers and their input queues into the table (upgrading engines stored before
+ * profiles), re-allocates their scopes, releases allocations whose worker no longer exists, records diagnostics for
+ * missing or unready profiles, ends every turn the previous life left running as interrupted, and then resumes each
+ * idle worker's queue.
  */
 export const recover = (options: {
   readonly table: WorkerTable
@@ -23,7 +24,7 @@ export const recover = (options: {
     const { admission, table, turns } = options
     const { workers } = table
     const { defaultProfile, profileProblem, profiles } = admission
-    const { finishLocked } = turns
+    const { finishLocked, startNextLocked } = turns
     const store = yield* WorkerStore
     const allocations = yield* AllocationRegistry
     const ids = yield* IdGenerator
@@ -45,6 +46,30 @@ export const recover = (options: {
         }], (events) => store.commit({ events })))
 
     const records = yield* store.loadWorkers
+    const storedIds = new Set<string>(records.map((r) => r.worker_id))
+    // Orphans: left by a crash between allocating and committing a create, or between committing and releasing a
+    // delete. Swept before the stored workers' scopes are restored, so an orphan never blocks a real worker. Only
+    // this instance's allocations are swept; a failure is recorded, never fatal.
+    const swept = yield* allocations.sweep((workerId) => storedIds.has(workerId)).pipe(
+      Effect.catchAll((e) =>
+        Effect.as(
+          diagnose({
+            severity: "warning",
+            code: "orphan_sweep_failed",
+            message: `orphaned allocations could not be swept: ${e.message}`
+          }),
+          []
+        )
+      )
+    )
+    if (swept.length > 0) {
+      yield* diagnose({
+        severity: "info",
+        code: "orphaned_allocations_released",
+        message: `released ${swept.length} allocation(s) whose worker no longer exists: ${swept.slice(0, 20).join(", ")}` +
+          (swept.length > 20 ? ", ..." : "")
+      })
+    }
     const interrupted: Array<WorkerState> = []
     for (const stored of records) {
       const engine = Profiles.upgradeStoredEngine(stored.spec.engine)
@@ -80,6 +105,11 @@ export const recover = (options: {
         }
       }
     }
+    const queued = yield* store.loadQueued
+    for (const q of queued) {
+      const state = workers.get(q.worker_id)
+      if (state !== undefined) state.queue.push(q)
+    }
     for (const [name, spec] of profiles) {
       const problem = yield* profileProblem(spec)
       if (Option.isSome(problem)) {
@@ -101,5 +131,8 @@ export const recover = (options: {
           message: "the runtime stopped while this turn was running; the turn was not completed"
         }
       }).pipe(Effect.catchAll((e) => Effect.logError("could not record an interrupted turn", e)))
+    }
+    for (const state of workers.values()) {
+      if (state.queue.length > 0) yield* state.lock.withPermits(1)(startNextLocked(state))
     }
   })

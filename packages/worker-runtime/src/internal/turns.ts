@@ -1,23 +1,31 @@
-import { type Chunk, Effect, Either, Fiber, type Scope, Stream } from "effect"
+import { type Chunk, Deferred, Effect, Either, Fiber, type Scope, Stream } from "effect"
 import type {
   EngineSpec,
   InputAccepted,
+  InputQueued,
   LastTurn,
+  QueuedInput,
   TranscriptEntryData,
   TurnOutcome,
   Worker,
   WorkerRecord
 } from "../Domain.js"
 import { type EngineEvent, EngineError, type TurnContext } from "../Engine.js"
-import { RuntimeUnavailable, WorkerBusy, WorkerStopped } from "../Errors.js"
+import { QueueFull, RuntimeUnavailable, WorkerBusy, WorkerStopped } from "../Errors.js"
 import { type EventDraft, EventLog } from "../EventLog.js"
-import { IdGenerator, type TurnId } from "../Ids.js"
+import { IdGenerator, makeInputId, type TurnId } from "../Ids.js"
 import * as Metrics from "../Metrics.js"
 import type { RuntimeConfigShape } from "../Runtime.js"
 import { WorkerStore } from "../WorkerStore.js"
 import type { Admission } from "./admission.js"
 import { addUsage, appendedDrafts, type Committer, revise, unavailable } from "./commit.js"
-import type { ActiveTurn, WorkerState, WorkerTable } from "./workerTable.js"
+import {
+  type ActiveTurn,
+  newEnded,
+  rememberOutcome,
+  type WorkerState,
+  type WorkerTable
+} from "./workerTable.js"
 
 /**
  * The turn state machine: a turn starts (input committed, worker running, fiber forked), streams engine events
@@ -25,11 +33,22 @@ import type { ActiveTurn, WorkerState, WorkerTable } from "./workerTable.js"
  * failed, cancelled or interrupted, which commits the partial text, the usage and the worker's next status.
  */
 export interface Turns {
-  /** Starts a turn on an idle worker; holds the worker lock. */
+  /** Starts a turn on an idle worker (for a queued input: taking it out of the queue in the same commit). */
   readonly startTurnLocked: (
     state: WorkerState,
-    text: string
+    text: string,
+    from?: QueuedInput
   ) => Effect.Effect<InputAccepted, WorkerStopped | WorkerBusy | RuntimeUnavailable>
+  /**
+   * Starts the head of the queue if the worker is idle, not stopped and the runtime not draining; holds the worker
+   * lock. Never fails: a turn that cannot start leaves its input queued (and logged).
+   */
+  readonly startNextLocked: (state: WorkerState) => Effect.Effect<void>
+  /** Appends an input to a busy worker's queue, or `QueueFull`; holds the worker lock. */
+  readonly enqueueLocked: (
+    state: WorkerState,
+    text: string
+  ) => Effect.Effect<InputQueued, QueueFull | RuntimeUnavailable>
   /**
    * Interrupts the running turn (if any) and records it as cancelled; holds the worker lock. Returns the turn
    * cancelled, if there was one.
@@ -37,7 +56,8 @@ export interface Turns {
   readonly cancelLocked: (
     state: WorkerState,
     nextStatus: "idle" | "stopped",
-    notice?: { readonly code: string; readonly message: string }
+    notice?: { readonly code: string; readonly message: string },
+    reason?: string
   ) => Effect.Effect<TurnId | undefined, RuntimeUnavailable>
   /** Ends the active turn; holds the worker lock. */
   readonly finishLocked: (
@@ -59,7 +79,8 @@ export const newTurn = (turnId: TurnId): ActiveTurn => ({
   turnId,
   fiber: undefined,
   text: "",
-  usage: { input_tokens: 0, output_tokens: 0, cached_tokens: 0 }
+  usage: { input_tokens: 0, output_tokens: 0, cached_tokens: 0 },
+  ended: newEnded()
 })
 
 export const make = (options: {
@@ -157,7 +178,8 @@ export const make = (options: {
         return commit(drafts, { workers: [record], transcript: entries }, () => {
           state.record = record
           state.turn = undefined
-        })
+          rememberOutcome(state, turn.turnId, outcome)
+        }).pipe(Effect.tap(() => Deferred.succeed(turn.ended, outcome)))
       })
 
     const onEngineEvent = (
@@ -276,10 +298,16 @@ export const make = (options: {
         }
       }
       const finish = { reason: "stop" }
+      // The next queued input starts under the same hold of the lock, so no other input slips in between.
       const end = (outcome: TurnOutcome, error?: { _tag: string; code?: string; message: string }) =>
         state.lock.withPermits(1)(
           Effect.suspend(() =>
-            state.turn === turn ? finishLocked(state, turn, outcome, { error, reason: finish.reason }) : Effect.void
+            state.turn === turn
+              ? Effect.zipRight(
+                finishLocked(state, turn, outcome, { error, reason: finish.reason }),
+                startNextLocked(state)
+              )
+              : Effect.void
           )
         )
       const events: Stream.Stream<EngineEvent, EngineError> = Either.match(resolved, {
@@ -317,17 +345,56 @@ export const make = (options: {
     const cancelLocked = (
       state: WorkerState,
       nextStatus: "idle" | "stopped",
-      notice?: { readonly code: string; readonly message: string }
+      notice?: { readonly code: string; readonly message: string },
+      reason = "cancelled"
     ) =>
       Effect.uninterruptible(Effect.gen(function*() {
         const turn = state.turn
         if (turn === undefined) return undefined
         if (turn.fiber !== undefined) yield* Fiber.interrupt(turn.fiber)
-        yield* finishLocked(state, turn, "cancelled", { reason: "cancelled", nextStatus, notice })
+        yield* finishLocked(state, turn, "cancelled", { reason, nextStatus, notice })
         return turn.turnId
       }))
 
-    const startTurnLocked = (state: WorkerState, text: string) =>
+    const startNextLocked = (state: WorkerState): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const head = state.queue[0]
+        if (
+          head === undefined || state.deleted || state.turn !== undefined || state.record.status !== "idle" ||
+          table.draining
+        ) return Effect.void
+        return startTurnLocked(state, head.text, head).pipe(
+          Effect.asVoid,
+          Effect.catchAll((e) => Effect.logWarning(`queued input ${head.input_id} could not start`, e)),
+          Effect.uninterruptible
+        )
+      })
+
+    const enqueueLocked = (state: WorkerState, text: string) =>
+      Effect.gen(function*() {
+        const record = state.record
+        if (state.queue.length >= config.queueLimit) return yield* QueueFull.of(record.worker_id, config.queueLimit)
+        const at = now()
+        const queued: QueuedInput = {
+          input_id: (ids.inputId ?? makeInputId)(),
+          worker_id: record.worker_id,
+          text,
+          queued_at: at,
+          seq: (state.queue[state.queue.length - 1]?.seq ?? 0) + 1
+        }
+        const position = state.queue.length + 1
+        yield* commit([{
+          worker_id: record.worker_id,
+          kind: "input.queued",
+          data: { input_id: queued.input_id, position, queued_at: at }
+        }], { queued: [queued] }, () => {
+          state.queue = [...state.queue, queued]
+        })
+        const worker = toWorker(state.record)
+        return { queued: true, input_id: queued.input_id, position, worker } satisfies InputQueued
+      })
+
+    const startTurnLocked = (state: WorkerState, text: string, from?: QueuedInput) =>
       Effect.gen(function*() {
         const record = state.record
         if (record.status === "stopped") return yield* WorkerStopped.of(record.worker_id, "sending input")
@@ -345,13 +412,31 @@ export const make = (options: {
           usage: { ...record.usage, last_activity_at: at }
         }, at)
         const turn: ActiveTurn = newTurn(turnId)
+        const dequeued: Array<EventDraft> = from === undefined ? [] : [{
+          worker_id: record.worker_id,
+          kind: "input.dequeued",
+          data: { input_id: from.input_id, reason: "started", turn_id: turnId }
+        }]
         yield* commit([
-          { worker_id: record.worker_id, turn_id: turnId, kind: "turn.started", data: { input_index: input.index } },
+          ...dequeued,
+          {
+            worker_id: record.worker_id,
+            turn_id: turnId,
+            kind: "turn.started",
+            data: from === undefined
+              ? { input_index: input.index }
+              : { input_index: input.index, input_id: from.input_id }
+          },
           ...appendedDrafts([input]),
           { worker_id: record.worker_id, kind: "worker.status", data: { status: "running", previous: "idle" } }
-        ], { workers: [next], transcript: [input] }, () => {
+        ], {
+          workers: [next],
+          transcript: [input],
+          ...(from === undefined ? {} : { unqueued: [from.input_id] })
+        }, () => {
           state.record = next
           state.turn = turn
+          if (from !== undefined) state.queue = state.queue.filter((q) => q.input_id !== from.input_id)
         }).pipe(
           // A committed turn must get its fiber even if the caller is interrupted now, or the worker stays running.
           Effect.zipRight(
@@ -365,5 +450,5 @@ export const make = (options: {
         return { turn_id: turnId, worker: toWorker(next) } satisfies InputAccepted
       })
 
-    return { startTurnLocked, cancelLocked, finishLocked }
+    return { startTurnLocked, startNextLocked, enqueueLocked, cancelLocked, finishLocked }
   })

@@ -1,4 +1,4 @@
-import { Effect, Fiber } from "effect"
+import { Effect, Fiber, type Scope } from "effect"
 import { AllocationRegistry } from "../AllocationRegistry.js"
 import {
   type CancelResult,
@@ -6,16 +6,29 @@ import {
   type CreateWorker,
   type DeleteResult,
   emptyUsage,
+  type QueueCancelled,
   type SendInput,
+  type WorkerQueue,
   type Worker,
   type WorkerRecord
 } from "../Domain.js"
-import { RuntimeUnavailable, WorkerAlreadyExists, WorkerBusy, WorkerStateConflict } from "../Errors.js"
-import { IdGenerator } from "../Ids.js"
+import {
+  InvalidInput,
+  QueuedInputNotFound,
+  RuntimeUnavailable,
+  TurnNotFound,
+  TurnWaitTimeout,
+  WorkerAlreadyExists,
+  WorkerBusy,
+  WorkerStateConflict,
+  WorkerStopped
+} from "../Errors.js"
+import type { EventDraft } from "../EventLog.js"
+import { IdGenerator, TurnId } from "../Ids.js"
 import type { Admission } from "./admission.js"
 import { type Committer, revise } from "./commit.js"
-import { decodeCreate, decodeSendInput } from "./inputChecks.js"
-import type { RuntimeService } from "../Runtime.js"
+import { decodeCancelRequest, decodeCreate, decodeSendInput, MAX_WAIT_MS } from "./inputChecks.js"
+import type { CancelOptions, RuntimeService } from "../Runtime.js"
 import * as Json from "./json.js"
 import type { Turns } from "./turns.js"
 import { newState, type WorkerState, type WorkerTable } from "./workerTable.js"
@@ -25,7 +38,7 @@ import { newState, type WorkerState, type WorkerTable } from "./workerTable.js"
  * types are the Runtime's own.
  */
 export type WorkerCommands =
-  & Pick<RuntimeService, "createWorker" | "sendInput" | "cancel" | "stop" | "restore" | "drain">
+  & Pick<RuntimeService, "createWorker" | "sendInput" | "cancel" | "stop" | "restore" | "drain" | "queue" | "cancelQueued" | "clearQueue">
   & { readonly deleteWorker: RuntimeService["delete"] }
 
 export const make = (options: {
@@ -34,25 +47,52 @@ export const make = (options: {
   readonly admission: Admission
   readonly turns: Turns
   readonly toWorker: (r: WorkerRecord) => Worker
+  readonly queueLimit: number
+  readonly runtimeScope: Scope.Scope
 }): Effect.Effect<WorkerCommands, never, AllocationRegistry> =>
   Effect.gen(function*() {
-    const { admission, committer, table, toWorker: view, turns } = options
+    const { admission, committer, queueLimit, runtimeScope, table, toWorker: view, turns } = options
     const { lookup, registryLock, withWorker, workers } = table
     const { commit, now } = committer
     const { admit } = admission
-    const { cancelLocked, startTurnLocked } = turns
+    const { cancelLocked, enqueueLocked, startNextLocked, startTurnLocked } = turns
     const allocations = yield* AllocationRegistry
     const ids = yield* IdGenerator
 
     const sendInput = Effect.fn("Runtime.sendInput")(function*(workerId: string, input: SendInput) {
-      const { text } = yield* decodeSendInput(input)
+      const { busy = "reject", text } = yield* decodeSendInput(input)
       const state = yield* lookup(workerId)
-      // Fast path: a busy worker answers at once instead of queueing behind the turn's lock.
-      if (state.turn !== undefined && state.record.current_turn_id !== undefined) {
-        return yield* WorkerBusy.of(state.record.worker_id, state.record.current_turn_id)
+      switch (busy) {
+        case "reject": {
+          // Fast path: a busy worker answers at once instead of queueing behind the turn's lock.
+          if (state.turn !== undefined && state.record.current_turn_id !== undefined) {
+            return yield* WorkerBusy.of(state.record.worker_id, state.record.current_turn_id)
+          }
+          return yield* withWorker(workerId, (s) => startTurnLocked(s, text))
+        }
+        case "enqueue":
+          return yield* withWorker(workerId, (s) =>
+            Effect.gen(function*() {
+              if (s.record.status === "stopped") return yield* WorkerStopped.of(workerId, "sending input")
+              if (table.draining) return yield* new RuntimeUnavailable({ message: "the runtime is shutting down" })
+              if (s.turn === undefined && s.queue.length === 0) return yield* startTurnLocked(s, text)
+              const queued = yield* enqueueLocked(s, text)
+              // An idle worker with a queue (a queued start that failed) starts its oldest input now.
+              yield* startNextLocked(s)
+              return queued
+            }))
+        case "interrupt":
+          // One hold of the lock: the running turn ends as cancelled and this input's turn starts, with nothing
+          // in between. Uninterruptible, so a caller that goes away cannot leave the cancel without its new turn.
+          return yield* withWorker(workerId, (s) =>
+            Effect.uninterruptible(Effect.gen(function*() {
+              if (s.record.status === "stopped") return yield* WorkerStopped.of(workerId, "sending input")
+              if (table.draining) return yield* new RuntimeUnavailable({ message: "the runtime is shutting down" })
+              yield* cancelLocked(s, "idle", undefined, "interrupted_by_input")
+              return yield* startTurnLocked(s, text)
+            })))
       }
-      return yield* withWorker(workerId, (s) => startTurnLocked(s, text))
-    })
+    }) as RuntimeService["sendInput"]
 
     const specKey = (spec: CreateWorker) => Json.canonical({ ...spec, worker_id: undefined })
 
@@ -107,12 +147,98 @@ export const make = (options: {
       }))
     })
 
-    const cancel = Effect.fn("Runtime.cancel")(function*(workerId: string) {
-      return yield* withWorker(workerId, (state) =>
-        Effect.map(cancelLocked(state, "idle"), (turnId): CancelResult =>
-          turnId === undefined
+    /**
+     * Cancels the running turn (or only `turn_id`, never a later one); the next queued input then starts. A named
+     * turn that already ended answers `cancelled: false` with its outcome.
+     */
+    const cancelNow = (workerId: string, turnId: string | undefined) =>
+      withWorker(workerId, (state): Effect.Effect<CancelResult, TurnNotFound | RuntimeUnavailable> =>
+        Effect.gen(function*() {
+          if (turnId !== undefined && state.turn?.turnId !== turnId) {
+            const last = state.record.last_turn
+            const outcome = state.outcomes.get(turnId) ?? (last?.turn_id === turnId ? last.outcome : undefined)
+            if (outcome === undefined) return yield* TurnNotFound.of(workerId, turnId)
+            return { cancelled: false, turn_id: TurnId.make(turnId), outcome, worker: view(state.record) }
+          }
+          const cancelled = yield* Effect.uninterruptible(
+            Effect.zipLeft(cancelLocked(state, "idle"), startNextLocked(state))
+          )
+          return cancelled === undefined
             ? { cancelled: false, worker: view(state.record) }
-            : { cancelled: true, turn_id: turnId, worker: view(state.record) }))
+            : { cancelled: true, turn_id: cancelled, outcome: "cancelled", worker: view(state.record) }
+        }))
+
+    const cancel = Effect.fn("Runtime.cancel")(function*(workerId: string, options?: CancelOptions | null) {
+      const { turn_id } = yield* decodeCancelRequest(options?.turn_id === undefined ? {} : { turn_id: options.turn_id })
+      const waitMs = options?.wait_ms
+      if (waitMs !== undefined && !(Number.isInteger(waitMs) && waitMs >= 0 && waitMs <= MAX_WAIT_MS)) {
+        return yield* new InvalidInput({ field: "wait_ms", message: `wait_ms must be an integer from 0 to ${MAX_WAIT_MS}` })
+      }
+      const state = yield* lookup(workerId)
+      if (waitMs === undefined) return yield* cancelNow(workerId, turn_id)
+      // The cancel runs on in the runtime's scope; the caller waits at most wait_ms for the turn's end.
+      const target = turn_id ?? state.turn?.turnId ?? "(none)"
+      const fiber = yield* Effect.forkIn(cancelNow(workerId, turn_id), runtimeScope)
+      return yield* Fiber.join(fiber).pipe(
+        Effect.timeoutFail({
+          duration: waitMs,
+          onTimeout: () =>
+            new TurnWaitTimeout({
+              worker_id: workerId,
+              turn_id: target,
+              wait_ms: waitMs,
+              message: `turn ${target} of worker ${workerId} had not ended after ${waitMs} ms; the cancel goes on and ` +
+                "the turn's end will be on the event stream"
+            })
+        })
+      )
+    })
+
+    const queue = Effect.fn("Runtime.queue")(function*(workerId: string) {
+      const state = yield* lookup(workerId)
+      return {
+        worker_id: state.record.worker_id,
+        limit: queueLimit,
+        items: state.queue.map((q, i) => ({
+          input_id: q.input_id,
+          position: i + 1,
+          queued_at: q.queued_at,
+          text: q.text
+        }))
+      } satisfies WorkerQueue
+    })
+
+    const dequeuedDrafts = (
+      workerId: string,
+      inputIds: ReadonlyArray<string>,
+      reason: "cancelled" | "worker_deleted"
+    ): Array<EventDraft> =>
+      inputIds.map((inputId) => ({ worker_id: workerId, kind: "input.dequeued", data: { input_id: inputId, reason } }))
+
+    const removeQueued = (workerId: string, inputId: string | undefined) =>
+      withWorker(workerId, (state) =>
+        Effect.gen(function*() {
+          const gone = inputId === undefined
+            ? state.queue.map((q) => q.input_id)
+            : state.queue.some((q) => q.input_id === inputId)
+              ? [inputId]
+              : yield* QueuedInputNotFound.of(workerId, inputId)
+          if (gone.length > 0) {
+            const drop = new Set(gone)
+            yield* commit(dequeuedDrafts(workerId, gone, "cancelled"), { unqueued: gone }, () => {
+              state.queue = state.queue.filter((q) => !drop.has(q.input_id))
+            })
+          }
+          const worker = view(state.record)
+          return { worker_id: state.record.worker_id, cancelled: gone, worker } satisfies QueueCancelled
+        }))
+
+    const cancelQueued = Effect.fn("Runtime.cancelQueued")(function*(workerId: string, inputId: string) {
+      return yield* removeQueued(workerId, inputId)
+    })
+
+    const clearQueue = Effect.fn("Runtime.clearQueue")(function*(workerId: string) {
+      return yield* Effect.catchTag(removeQueued(workerId, undefined), "QueuedInputNotFound", Effect.die)
     })
 
     const stop = Effect.fn("Runtime.stop")(function*(workerId: string) {
@@ -146,7 +272,9 @@ export const make = (options: {
           }, () => {
             state.record = record
           })
-          return view(record)
+          // A stopped worker keeps its queue paused; restoring it resumes the queue.
+          yield* startNextLocked(state)
+          return view(state.record)
         }))
     })
 
@@ -162,9 +290,13 @@ export const make = (options: {
           }
           // Uninterruptible, so a caller interrupted once the delete is committed cannot leak the allocation.
           yield* Effect.uninterruptible(Effect.zipRight(
-            commit([{ worker_id: workerId, kind: "worker.deleted", data: { worker_id: workerId } }], {
+            commit([
+              ...dequeuedDrafts(workerId, state.queue.map((q) => q.input_id), "worker_deleted"),
+              { worker_id: workerId, kind: "worker.deleted", data: { worker_id: workerId } }
+            ], {
               deleted: [state.record.worker_id]
             }, () => {
+              state.queue = []
               state.deleted = true
               workers.delete(workerId)
             }),
@@ -191,5 +323,5 @@ export const make = (options: {
         { discard: true })
       })
 
-    return { createWorker, sendInput, cancel, stop, restore, deleteWorker, drain }
+    return { createWorker, sendInput, cancel, stop, restore, deleteWorker, drain, queue, cancelQueued, clearQueue }
   })

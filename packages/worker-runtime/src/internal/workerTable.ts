@@ -1,5 +1,5 @@
-import { Effect, type Fiber } from "effect"
-import type { WorkerRecord } from "../Domain.js"
+import { Deferred, Effect, type Fiber, FiberId } from "effect"
+import type { QueuedInput, TurnOutcome, WorkerRecord } from "../Domain.js"
 import { InvalidInput, WorkerNotFound } from "../Errors.js"
 import type { TurnId } from "../Ids.js"
 import { isWorkerId } from "./inputChecks.js"
@@ -11,22 +11,45 @@ export interface ActiveTurn {
   /** Assistant text streamed since the last committed entry. */
   text: string
   usage: { input_tokens: number; output_tokens: number; cached_tokens: number }
+  /** Completed with the outcome once the turn's end is committed. */
+  readonly ended: Deferred.Deferred<TurnOutcome>
 }
 
-/** A worker in memory: its last committed record, its lock and its active turn. */
+/** How many ended turns per worker a cancel by `turn_id` can still name (besides the record's `last_turn`). */
+export const OUTCOMES_KEPT = 1024
+
+/** A worker in memory: its last committed record, its lock, its active turn and its input queue. */
+
 export interface WorkerState {
   record: WorkerRecord
   readonly lock: Effect.Semaphore
   turn: ActiveTurn | undefined
   deleted: boolean
+  /** Committed queued inputs in order; changed only with the lock held, after the store accepted the change. */
+  queue: Array<QueuedInput>
+  /** Outcomes of this life's ended turns, newest last, at most `OUTCOMES_KEPT`. */
+  readonly outcomes: Map<string, TurnOutcome>
 }
 
 export const newState = (record: WorkerRecord): WorkerState => ({
   record,
   lock: Effect.unsafeMakeSemaphore(1),
   turn: undefined,
-  deleted: false
+  deleted: false,
+  queue: [],
+  outcomes: new Map()
 })
+
+export const newEnded = (): Deferred.Deferred<TurnOutcome> => Deferred.unsafeMake<TurnOutcome>(FiberId.none)
+
+/** Remembers how a turn ended, forgetting the oldest beyond `OUTCOMES_KEPT`. */
+export const rememberOutcome = (state: WorkerState, turnId: string, outcome: TurnOutcome) => {
+  state.outcomes.set(turnId, outcome)
+  if (state.outcomes.size > OUTCOMES_KEPT) {
+    const oldest = state.outcomes.keys().next()
+    if (oldest.done !== true) state.outcomes.delete(oldest.value)
+  }
+}
 
 /**
  * The runtime's workers in memory, and the locking rules every command follows:

@@ -11,6 +11,9 @@ interface UpstreamError {
   readonly holder_worker_id?: unknown
   readonly operation?: unknown
   readonly earliest_cursor?: unknown
+  readonly limit?: unknown
+  readonly input_id?: unknown
+  readonly wait_ms?: unknown
 }
 
 /** Removes any configured secret or endpoint from a message that is passed on (defence in depth). */
@@ -44,6 +47,44 @@ export const mapRuntimeError = (
         worker_id: workerId,
         turn_id: turnId,
         message: `worker ${workerId} is running turn ${turnId}; cancel it or wait for it to finish`
+      })
+    }
+    case "QueueFull": {
+      const limit = typeof error.limit === "number" ? error.limit : 0
+      return new Errors.QueueFull({
+        runtime_id: runtimeId,
+        worker_id: workerId,
+        limit,
+        message: `the input queue of worker ${workerId} is full (${limit} inputs); retry when a turn has finished`
+      })
+    }
+    case "QueuedInputNotFound": {
+      const inputId = str(error.input_id, "unknown")
+      return new Errors.QueuedInputNotFound({
+        runtime_id: runtimeId,
+        worker_id: workerId,
+        input_id: inputId,
+        message: `input ${inputId} is not in the queue of worker ${workerId}`
+      })
+    }
+    case "TurnNotFound": {
+      const turnId = str(error.turn_id, "unknown")
+      return new Errors.TurnNotFound({
+        runtime_id: runtimeId,
+        worker_id: workerId,
+        turn_id: turnId,
+        message: `worker ${workerId} has no record of turn ${turnId}`
+      })
+    }
+    case "TurnWaitTimeout": {
+      const turnId = str(error.turn_id, "unknown")
+      const waitMs = typeof error.wait_ms === "number" ? error.wait_ms : 0
+      return new Errors.TurnWaitTimeout({
+        runtime_id: runtimeId,
+        worker_id: workerId,
+        turn_id: turnId,
+        wait_ms: waitMs,
+        message: `turn ${turnId} of worker ${workerId} had not ended after ${waitMs} ms; the cancel goes on`
       })
     }
     case "WorkerStopped":

@@ -110,9 +110,18 @@ export const make = (db: Database, lease: OwnerLease): Effect.Effect<AllocationR
         return allocation !== undefined && normalized !== undefined && grants(allocation, normalized, access)
       })
 
+    // Every allocation of a PostgreSQL store is its owner's (adopted at open), so every orphan is this instance's.
+    const sweep: AllocationRegistryService["sweep"] = (exists) =>
+      Effect.gen(function*() {
+        const orphans = Array.from(byId.keys()).filter((id) => !exists(id))
+        for (const id of orphans) yield* release(id)
+        return orphans
+      })
+
     return {
       allocate,
       release,
+      sweep,
       get,
       list: Effect.sync(() => Array.from(byId.values()).sort((a, b) => (a.worker_id < b.worker_id ? -1 : 1))),
       check

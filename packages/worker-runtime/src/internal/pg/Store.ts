@@ -1,5 +1,5 @@
-import { Array as Arr, Effect, Either, Option } from "effect"
-import type { RuntimeEvent, TranscriptEntry, WorkerRecord } from "../../Domain.js"
+import { Array as Arr, Effect, Either, Option, Schema } from "effect"
+import { QueuedInput, type RuntimeEvent, type TranscriptEntry, type WorkerRecord } from "../../Domain.js"
 import type { CommitBatch, StoreError, WorkerStoreService } from "../../WorkerStore.js"
 import {
   decodeDiagnostic,
@@ -42,6 +42,9 @@ const upsertStatement = (
   const updates = columns.filter((c) => !key.includes(c)).map((c) => `${c} = EXCLUDED.${c}`)
   return `${head} ON CONFLICT (${key.join(", ")}) DO UPDATE SET ${updates.join(", ")}`
 }
+
+const QUEUE_COLUMNS = ["input_id", "worker_id", "seq", "text", "queued_at"] as const
+const decodeQueued = Schema.decodeUnknownEither(QueuedInput)
 
 const statements = new Map<string, string>()
 
@@ -161,7 +164,11 @@ export const make = (
       const entries: ReadonlyArray<TranscriptEntry> = lastByKey(batch.transcript ?? [], (e) =>
         `${e.worker_id}\u0000${e.index}`)
       const events: ReadonlyArray<RuntimeEvent> = batch.events ?? []
-      if (deleted.length + workers.length + entries.length + events.length === 0) return Effect.void
+      const queued = lastByKey(batch.queued ?? [], (q) => q.input_id)
+      const unqueued = batch.unqueued ?? []
+      if (deleted.length + workers.length + entries.length + events.length + queued.length + unqueued.length === 0) {
+        return Effect.void
+      }
       const maxSeq = events.reduce((m, e) => Math.max(m, e.seq), 0)
       return db.transaction((tx) =>
         Effect.gen(function*() {
@@ -169,7 +176,16 @@ export const make = (
           if (deleted.length > 0) {
             yield* tx.run(`DELETE FROM ${s}.workers WHERE worker_id = ANY($1)`, [deleted])
             yield* tx.run(`DELETE FROM ${s}.transcript WHERE worker_id = ANY($1)`, [deleted])
+            yield* tx.run(`DELETE FROM ${s}.input_queue WHERE worker_id = ANY($1)`, [deleted])
           }
+          if (unqueued.length > 0) yield* tx.run(`DELETE FROM ${s}.input_queue WHERE input_id = ANY($1)`, [unqueued])
+          yield* insertRows(
+            tx,
+            `${s}.input_queue`,
+            QUEUE_COLUMNS,
+            ["input_id"],
+            queued.map((q) => [q.input_id, q.worker_id, q.seq, q.text, q.queued_at])
+          )
           yield* insertRows(tx, `${s}.workers`, WORKER_COLUMNS, ["worker_id"], workers.map(workerParams))
           yield* insertRows(tx, `${s}.transcript`, ENTRY_COLUMNS, ["worker_id", "idx"], entries.map(entryParams))
           yield* insertRows(tx, `${s}.events`, EVENT_COLUMNS, undefined, events.map(eventParams))
@@ -221,12 +237,26 @@ export const make = (
           }))
       ))
 
+    const loadQueued: WorkerStoreService["loadQueued"] = db.read((tx) =>
+      tx.all<Record<string, unknown>>(
+        `SELECT ${QUEUE_COLUMNS.join(", ")} FROM ${s}.input_queue ORDER BY worker_id, seq`
+      )
+    ).pipe(Effect.flatMap((rows) =>
+      Effect.forEach(rows, (row) =>
+        // BIGINT arrives as a string from the driver.
+        Either.match(decodeQueued({ ...row, seq: Number(row.seq) }), {
+          onRight: (q) => Effect.succeed([q]),
+          onLeft: (e) => Effect.as(Effect.logWarning(`queued input ${String(row.input_id)} is corrupt: ${e.message}`), [])
+        }))
+    ), Effect.map((lists) => lists.flat()))
+
     return {
       kind: "postgres",
       durable: true,
       meta: Effect.sync(() => ({ epoch, lastSeq })),
       loadWorkers,
       commit,
+      loadQueued,
       transcript,
       eventsAfter,
       eventsRetainedFrom: Effect.sync(() => Option.some(prunedThrough + 1)),

@@ -84,6 +84,19 @@ export const migrations: ReadonlyArray<PgMigration> = [{
       allocated_at TEXT NOT NULL
     )`
   ]
+}, {
+  id: 2,
+  name: "input_queue",
+  statements: (s) => [
+    `CREATE TABLE ${s}.input_queue (
+      input_id TEXT PRIMARY KEY,
+      worker_id TEXT NOT NULL,
+      seq BIGINT NOT NULL,
+      text TEXT NOT NULL,
+      queued_at TEXT NOT NULL
+    )`,
+    `CREATE INDEX input_queue_worker ON ${s}.input_queue (worker_id, seq)`
+  ]
 }]
 
-export const SCHEMA_VERSION = 1
+export const SCHEMA_VERSION = 2

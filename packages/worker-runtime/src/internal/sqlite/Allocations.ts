@@ -122,7 +122,25 @@ export const make = (db: Database, me: Instance) => {
       return Option.isSome(allocation) && normalized !== undefined && grants(allocation.value, normalized, access)
     })
 
-  const service: AllocationRegistryService = { allocate, release, get, list, check }
+  const sweep: AllocationRegistryService["sweep"] = (exists) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      db.transaction((tx) =>
+        Effect.gen(function*() {
+          if (yield* reclaim(tx, me, now, { adopt: false })) invalidate()
+          const snapshot = yield* current(tx)
+          const orphans = Array.from(snapshot.owners).flatMap(([id, owner]) =>
+            owner === me.id && !exists(id) ? [id] : []
+          )
+          if (orphans.length > 0) yield* releaseAll(tx, snapshot.byId, orphans)
+          for (const id of orphans) snapshot.owners.delete(id)
+          return orphans
+        })
+      )).pipe(
+      Effect.tapError(() => Effect.sync(invalidate)),
+      Effect.mapError(unavailable)
+    )
+
+  const service: AllocationRegistryService = { allocate, release, get, list, check, sweep }
   return { service, invalidate }
 }
 

@@ -1,5 +1,6 @@
 import { Array as Arr, Effect, Either, Option } from "effect"
-import type { RuntimeEvent, TranscriptEntry, WorkerRecord } from "../../Domain.js"
+import { QueuedInput, type RuntimeEvent, type TranscriptEntry, type WorkerRecord } from "../../Domain.js"
+import { Schema } from "effect"
 import type { CommitBatch, StoreError, WorkerStoreService } from "../../WorkerStore.js"
 import { type Database, insertDiagnostic, type Tx } from "./Database.js"
 import {
@@ -58,6 +59,9 @@ const insertRows = (
     discard: true
   })
 }
+
+const QUEUE_COLUMNS = ["input_id", "worker_id", "seq", "text", "queued_at"] as const
+const decodeQueued = Schema.decodeUnknownEither(QueuedInput)
 
 const WORKER_SELECT = `SELECT ${WORKER_COLUMNS.join(", ")} FROM workers`
 
@@ -135,14 +139,26 @@ export const make = (db: Database, options: StoreOptions): Effect.Effect<WorkerS
       const workers = batch.workers ?? []
       const entries: ReadonlyArray<TranscriptEntry> = batch.transcript ?? []
       const events: ReadonlyArray<RuntimeEvent> = batch.events ?? []
-      if (deleted.length + workers.length + entries.length + events.length === 0) return Effect.void
+      const queued = batch.queued ?? []
+      const unqueued = batch.unqueued ?? []
+      if (deleted.length + workers.length + entries.length + events.length + queued.length + unqueued.length === 0) {
+        return Effect.void
+      }
       const maxSeq = events.reduce((m, e) => Math.max(m, e.seq), 0)
       return db.transaction((tx) =>
         Effect.gen(function*() {
           for (const id of deleted) {
             yield* tx.run("DELETE FROM workers WHERE worker_id = ?", [id])
             yield* tx.run("DELETE FROM transcript WHERE worker_id = ?", [id])
+            yield* tx.run("DELETE FROM input_queue WHERE worker_id = ?", [id])
           }
+          for (const id of unqueued) yield* tx.run("DELETE FROM input_queue WHERE input_id = ?", [id])
+          yield* insertRows(
+            tx,
+            "INSERT OR REPLACE INTO input_queue",
+            QUEUE_COLUMNS,
+            queued.map((q) => [q.input_id, q.worker_id, q.seq, q.text, q.queued_at])
+          )
           yield* insertRows(tx, "INSERT OR REPLACE INTO workers", WORKER_COLUMNS, workers.map(workerParams))
           yield* insertRows(tx, "INSERT OR REPLACE INTO transcript", ENTRY_COLUMNS, entries.map(entryParams))
           yield* insertRows(tx, "INSERT INTO events", EVENT_COLUMNS, events.map(eventParams))
@@ -194,12 +210,23 @@ export const make = (db: Database, options: StoreOptions): Effect.Effect<WorkerS
           }))
       ))
 
+    const loadQueued = db.read((tx) =>
+      tx.all<Record<string, unknown>>(`SELECT ${QUEUE_COLUMNS.join(", ")} FROM input_queue ORDER BY worker_id, seq`)
+    ).pipe(Effect.flatMap((rows) =>
+      Effect.forEach(rows, (row) =>
+        Either.match(decodeQueued(row), {
+          onRight: (q) => Effect.succeed([q]),
+          onLeft: (e) => Effect.as(Effect.logWarning(`queued input ${String(row.input_id)} is corrupt: ${e.message}`), [])
+        }))
+    ), Effect.map((lists) => lists.flat()))
+
     return {
       kind: "sqlite",
       durable: true,
       meta: Effect.sync(() => ({ epoch, lastSeq })),
       loadWorkers,
       commit,
+      loadQueued,
       transcript,
       eventsAfter,
       eventsRetainedFrom: Effect.sync(() => Option.some(prunedThrough + 1)),

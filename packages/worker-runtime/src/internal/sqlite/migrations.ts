@@ -77,9 +77,20 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient>>
       allocated_at TEXT NOT NULL
     )`
     yield* sql`CREATE INDEX allocations_instance ON allocations (instance_id)`
+  }),
+  "2_input_queue": Effect.gen(function*() {
+    const sql = yield* SqlClient
+    yield* sql`CREATE TABLE input_queue (
+      input_id TEXT PRIMARY KEY NOT NULL,
+      worker_id TEXT NOT NULL,
+      seq INTEGER NOT NULL,
+      text TEXT NOT NULL,
+      queued_at TEXT NOT NULL
+    )`
+    yield* sql`CREATE INDEX input_queue_worker ON input_queue (worker_id, seq)`
   })
 }
 
-export const SCHEMA_VERSION = 1
+export const SCHEMA_VERSION = 2
 
 export const MIGRATIONS_TABLE = "yoi_migrations"
