@@ -1,4 +1,4 @@
-import { echo, testPolicy } from "@yoi/worker-runtime/testing"
+import { echo, echoProfiles, testPolicy } from "@yoi/worker-runtime/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Option, TestClock } from "effect"
 import { AllocationRegistry, Cursor, type Domain, Ids, Runtime, type RuntimeOptions } from "@yoi/worker-runtime"
@@ -23,7 +23,56 @@ const withDurable = <A, E, R>(
     Effect.flatMap(Runtime.Runtime, f).pipe(Effect.provide(kind.runtime(place, { policy: testPolicy, ...options })))
   )
 
+/** The profile `q` held forever in one life and instant in the next (profiles are runtime configuration). */
+const queuePolicy = (spec: Domain.EngineSpec) => ({
+  ...testPolicy,
+  engines: { profiles: { ...echoProfiles, q: spec } }
+})
+
+const awaitQuiet = (rt: Runtime.RuntimeService, workerId: string) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 200_000; i++) {
+      const worker = yield* rt.getWorker(workerId)
+      if (worker.status === "idle" && worker.queue_length === 0) return worker
+      yield* Effect.sleep("5 millis")
+    }
+    return yield* Effect.dieMessage(`worker ${workerId} never became quiet`)
+  })
+
 describe.each(durableStores)("Runtime on a durable store: $name", (kind) => {
+  it.scopedLive("a stored input queue survives a crash: the held turn is interrupted, then the queue runs in order", () =>
+    Effect.gen(function*() {
+      const place = yield* kind.place
+      const first = yield* withDurable(
+        kind,
+        place,
+        { runtimeId: "queue", policy: queuePolicy({ provider: "echo", delay_ms: 60_000 }) },
+        (rt) =>
+          Effect.gen(function*() {
+            const { worker } = yield* rt.createWorker({ display_name: "Q", engine: { profile: "q" } })
+            yield* rt.sendInput(worker.worker_id, { text: "held" })
+            const queued = yield* Effect.forEach(range(5), (i) =>
+              rt.sendInput(worker.worker_id, { text: `q ${i}`, busy: "enqueue" }), { concurrency: "unbounded" })
+            const ids = queued.map((q) => ("input_id" in q ? q.input_id : ""))
+            yield* rt.cancelQueued(worker.worker_id, ids[2]!)
+            return { workerId: worker.worker_id, queue: yield* rt.queue(worker.worker_id) }
+          })
+      )
+      assert.strictEqual(first.queue.items.length, 4)
+      yield* withDurable(kind, place, { runtimeId: "queue", policy: queuePolicy({ provider: "echo" }) }, (rt) =>
+        Effect.gen(function*() {
+          const quiet = yield* awaitQuiet(rt, first.workerId)
+          assert.strictEqual(quiet.usage.turns, 5)
+          const inputs = (yield* fullTranscript(rt, first.workerId)).flatMap((e) =>
+            e.data._tag === "user_input" ? [e.data.text] : [])
+          // The concurrent enqueues were accepted in some order: the queue ran them in exactly that order.
+          const order = first.queue.items.map((q) => q.text)
+          assert.deepStrictEqual(inputs, ["held", ...order])
+          assert.sameMembers(order, ["q 0", "q 1", "q 3", "q 4"])
+          assert.deepStrictEqual((yield* rt.queue(first.workerId)).items, [])
+        }))
+    }))
+
   it.scoped("a restart on the same store preserves workers, statuses, transcripts, usage and cursors", () =>
     Effect.gen(function*() {
       const place = yield* kind.place

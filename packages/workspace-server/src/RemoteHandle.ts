@@ -530,7 +530,9 @@ export const make = (
           post(
             workerPath(workerId, "/cancel"),
             options?.turn_id === undefined ? undefined : { turn_id: options.turn_id }
-          ).pipe(HttpClientRequest.setUrlParams(options?.wait_ms === undefined ? {} : { wait_ms: String(options.wait_ms) })),
+          ).pipe(
+            HttpClientRequest.setUrlParams(options?.wait_ms === undefined ? {} : { wait_ms: String(options.wait_ms) })
+          ),
           workerId
         ),
       queue: (workerId) => relay(views.queue, HttpClientRequest.get(workerPath(workerId, "/queue")), workerId),
