@@ -98,16 +98,19 @@ describe("a remote entry with several endpoints", () => {
       assert.strictEqual(view.json.status, "online")
 
       // What the browser saw is exactly the runtime's log after the stream's start: read from the store itself.
-      const seen = frames.filter((f) => f.event !== "stream.error").map((f) => f.data.seq as number)
+      // Position marks (`stream.live`, `stream.bookmark`) carry the seq of their position: they are not log events.
+      const isMark = (f: { readonly event: string }) => f.event.startsWith("stream.")
+      const seen = frames.filter((f) => !isMark(f)).map((f) => f.data.seq as number)
       assert.strictEqual(new Set(seen).size, seen.length, "no duplicate")
       const log = yield* Effect.scoped(Effect.gen(function*() {
         const sse = yield* connectSse(client, `${base}/events?cursor=earliest`)
         return yield* sse.waitFor((f) => f.filter((x) => x.event === "turn.completed").length === 2, "the log")
       }))
-      const expected = log.filter((f) => !["turn.delta", "turn.retry"].includes(f.event)).map((f) => f.data.seq as number)
+      const expected = log.filter((f) => !isMark(f) && !["turn.delta", "turn.retry"].includes(f.event))
+        .map((f) => f.data.seq as number)
       // Deltas and retries are live only (never stored): the log holds every other kind.
       const transient = new Set(["turn.delta", "turn.retry"])
-      const workerSeen = frames.filter((f) => f.data.worker_id === worker && !transient.has(f.event))
+      const workerSeen = frames.filter((f) => f.data.worker_id === worker && !transient.has(f.event) && !isMark(f))
         .map((f) => f.data.seq as number)
       assert.deepStrictEqual(workerSeen, expected.filter((s) => s >= workerSeen[0]!), "no gap")
       assert.isTrue(frames.some((f) => f.data.data?.entry?.data?.text === "after the switch"))

@@ -203,10 +203,15 @@ describe("Backend write-stall guard", () => {
       // Inputs of a million characters, each committed as one event.
       const text = "x".repeat(1000 * 1000)
       const path = `/api/runtimes/local/workers/${worker}`
+      // The guard's drops, read from the Backend's own metrics (a counter of this process, so taken as a delta).
+      const dropped = Effect.map(call(backend.client, "GET", "/metrics"), (r) =>
+        Number(/^yoi_sse_streams_dropped_total\{server="backend"\} (\d+)/m.exec(r.text)?.[1] ?? 0))
+      const droppedBefore = yield* dropped
       let turns = 0
-      // Far more than the socket buffers hold (about 4 MiB on loopback): without the guard they would just wait,
-      // holding their streams, and receive everything once they read again.
-      while (turns < 8) {
+      // Until the socket buffers are full (their size depends on the kernel: a few MiB on loopback) and the guard
+      // has dropped every stalled reader; without the guard they would just wait, holding their streams, and receive
+      // everything once they read again.
+      while (turns < 8 || ((yield* dropped) - droppedBefore < stalled.length && turns < 60)) {
         yield* call(backend.client, "POST", `${path}/input`, { body: { text } })
         yield* call(backend.client, "POST", `${path}/cancel`)
         turns += 1
@@ -215,6 +220,7 @@ describe("Backend write-stall guard", () => {
           "the turn on the healthy reader"
         )
       }
+      assert.isAtLeast((yield* dropped) - droppedBefore, stalled.length, "every stalled reader was dropped")
       const total = healthy.events()
       for (const s of stalled) {
         // A dropped connection ends once its reader reads again: what it got is a whole prefix of the stream.
