@@ -194,7 +194,8 @@ export const layerWorkers = HttpApiBuilder.group(BrowserApi, "workers", (handler
           )
         }))
       .handle("queue", ({ path }) =>
-        Effect.flatMap(Caller, (caller) => Effect.map(registry.queue(caller, path.runtime_id, path.worker_id), relayed)))
+        Effect.flatMap(Caller, (caller) =>
+          Effect.map(registry.queue(caller, path.runtime_id, path.worker_id), relayed)))
       .handle("clearQueue", ({ path }) =>
         Effect.flatMap(Caller, (caller) =>
           Effect.map(registry.cancelQueued(caller, path.runtime_id, path.worker_id), relayed)))
