@@ -77,17 +77,19 @@ const sseResponse = (control: Sse.Control, stream: FrameStream, observed: Observ
     let lastCursor: string | undefined
     let end: { readonly reason: ObservationEnd; readonly errorTag?: string | undefined } | undefined
     const frames = stream.frames.pipe(
-      Stream.tap((frame) =>
-        Effect.sync(() => {
+      // Counted a chunk at a time, synchronously: an effect per frame would cost more than writing the frame.
+      Stream.mapChunks((chunk) => {
+        for (const frame of chunk) {
           if (frame._tag === "Error") {
             end = { reason: "error", errorTag: frame.data._tag }
-            return
+            continue
           }
           events++
           lastCursor = frame.id
           if (frame.event === "stream.lagged") end = { reason: "lagged" }
-        })
-      ),
+        }
+        return chunk
+      }),
       Stream.onEnd(Effect.sync(() => end ??= { reason: "ended" }))
     )
     yield* Effect.addFinalizer(() =>
