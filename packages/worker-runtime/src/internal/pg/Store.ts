@@ -1,10 +1,12 @@
-import { Array as Arr, Effect, Either, Option, Schema } from "effect"
-import { QueuedInput, type RuntimeEvent, type TranscriptEntry, type WorkerRecord } from "../../Domain.js"
+import { Array as Arr, Effect, Either, Option } from "effect"
+import type { RuntimeEvent, TranscriptEntry, WorkerRecord } from "../../Domain.js"
 import type { CommitBatch, StoreError, WorkerStoreService } from "../../WorkerStore.js"
 import {
+  corruptWorkerRow,
   decodeDiagnostic,
   decodeEntry,
   decodeEvent,
+  decodeQueuedRows,
   decodeWorker,
   type DiagnosticRow,
   ENTRY_COLUMNS,
@@ -13,6 +15,8 @@ import {
   EVENT_COLUMNS,
   eventParams,
   type EventRow,
+  QUEUE_COLUMNS,
+  queueParams,
   WORKER_COLUMNS,
   workerParams,
   type WorkerRow
@@ -42,9 +46,6 @@ const upsertStatement = (
   const updates = columns.filter((c) => !key.includes(c)).map((c) => `${c} = EXCLUDED.${c}`)
   return `${head} ON CONFLICT (${key.join(", ")}) DO UPDATE SET ${updates.join(", ")}`
 }
-
-const QUEUE_COLUMNS = ["input_id", "worker_id", "seq", "text", "queued_at"] as const
-const decodeQueued = Schema.decodeUnknownEither(QueuedInput)
 
 const statements = new Map<string, string>()
 
@@ -108,14 +109,7 @@ export const make = (
             workers.push(decoded.right)
             continue
           }
-          const workerId = typeof row.worker_id === "string" ? row.worker_id : undefined
-          yield* insertDiagnostic(db, tx, {
-            severity: "error",
-            code: "corrupt_worker_row",
-            message: `the stored record of worker ${workerId ?? "(unreadable id)"} could not be read and was ` +
-              `skipped: ${decoded.left}`,
-            ...(workerId === undefined ? {} : { worker_id: workerId })
-          })
+          yield* insertDiagnostic(db, tx, corruptWorkerRow(row, String(decoded.left)))
         }
         return { meta: meta[0], eventCount: events[0]?.n ?? 0, workers }
       })
@@ -184,7 +178,7 @@ export const make = (
             `${s}.input_queue`,
             QUEUE_COLUMNS,
             ["input_id"],
-            queued.map((q) => [q.input_id, q.worker_id, q.seq, q.text, q.queued_at])
+            queued.map(queueParams)
           )
           yield* insertRows(tx, `${s}.workers`, WORKER_COLUMNS, ["worker_id"], workers.map(workerParams))
           yield* insertRows(tx, `${s}.transcript`, ENTRY_COLUMNS, ["worker_id", "idx"], entries.map(entryParams))
@@ -241,14 +235,7 @@ export const make = (
       tx.all<Record<string, unknown>>(
         `SELECT ${QUEUE_COLUMNS.join(", ")} FROM ${s}.input_queue ORDER BY worker_id, seq`
       )
-    ).pipe(Effect.flatMap((rows) =>
-      Effect.forEach(rows, (row) =>
-        // BIGINT arrives as a string from the driver.
-        Either.match(decodeQueued({ ...row, seq: Number(row.seq) }), {
-          onRight: (q) => Effect.succeed([q]),
-          onLeft: (e) => Effect.as(Effect.logWarning(`queued input ${String(row.input_id)} is corrupt: ${e.message}`), [])
-        }))
-    ), Effect.map((lists) => lists.flat()))
+    ).pipe(Effect.flatMap(decodeQueuedRows))
 
     return {
       kind: "postgres",

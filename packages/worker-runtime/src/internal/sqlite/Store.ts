@@ -1,12 +1,13 @@
 import { Array as Arr, Effect, Either, Option } from "effect"
-import { QueuedInput, type RuntimeEvent, type TranscriptEntry, type WorkerRecord } from "../../Domain.js"
-import { Schema } from "effect"
+import type { RuntimeEvent, TranscriptEntry, WorkerRecord } from "../../Domain.js"
 import type { CommitBatch, StoreError, WorkerStoreService } from "../../WorkerStore.js"
 import { type Database, insertDiagnostic, type Tx } from "./Database.js"
 import {
+  corruptWorkerRow,
   decodeDiagnostic,
   decodeEntry,
   decodeEvent,
+  decodeQueuedRows,
   decodeWorker,
   type DiagnosticRow,
   ENTRY_COLUMNS,
@@ -15,6 +16,8 @@ import {
   eventParams,
   type EntryRow,
   type EventRow,
+  QUEUE_COLUMNS,
+  queueParams,
   WORKER_COLUMNS,
   workerParams,
   type WorkerRow
@@ -60,9 +63,6 @@ const insertRows = (
   })
 }
 
-const QUEUE_COLUMNS = ["input_id", "worker_id", "seq", "text", "queued_at"] as const
-const decodeQueued = Schema.decodeUnknownEither(QueuedInput)
-
 const WORKER_SELECT = `SELECT ${WORKER_COLUMNS.join(", ")} FROM workers`
 
 /**
@@ -86,14 +86,7 @@ export const make = (db: Database, options: StoreOptions): Effect.Effect<WorkerS
             workers.push(decoded.right)
             continue
           }
-          const workerId = typeof row.worker_id === "string" ? row.worker_id : undefined
-          yield* insertDiagnostic(tx, {
-            severity: "error",
-            code: "corrupt_worker_row",
-            message: `the stored record of worker ${workerId ?? "(unreadable id)"} could not be read and was ` +
-              `skipped: ${decoded.left}`,
-            ...(workerId === undefined ? {} : { worker_id: workerId })
-          })
+          yield* insertDiagnostic(tx, corruptWorkerRow(row, String(decoded.left)))
         }
         return { meta: meta[0], eventCount: events[0]?.n ?? 0, workers }
       })
@@ -157,7 +150,7 @@ export const make = (db: Database, options: StoreOptions): Effect.Effect<WorkerS
             tx,
             "INSERT OR REPLACE INTO input_queue",
             QUEUE_COLUMNS,
-            queued.map((q) => [q.input_id, q.worker_id, q.seq, q.text, q.queued_at])
+            queued.map(queueParams)
           )
           yield* insertRows(tx, "INSERT OR REPLACE INTO workers", WORKER_COLUMNS, workers.map(workerParams))
           yield* insertRows(tx, "INSERT OR REPLACE INTO transcript", ENTRY_COLUMNS, entries.map(entryParams))
@@ -212,13 +205,7 @@ export const make = (db: Database, options: StoreOptions): Effect.Effect<WorkerS
 
     const loadQueued = db.read((tx) =>
       tx.all<Record<string, unknown>>(`SELECT ${QUEUE_COLUMNS.join(", ")} FROM input_queue ORDER BY worker_id, seq`)
-    ).pipe(Effect.flatMap((rows) =>
-      Effect.forEach(rows, (row) =>
-        Either.match(decodeQueued(row), {
-          onRight: (q) => Effect.succeed([q]),
-          onLeft: (e) => Effect.as(Effect.logWarning(`queued input ${String(row.input_id)} is corrupt: ${e.message}`), [])
-        }))
-    ), Effect.map((lists) => lists.flat()))
+    ).pipe(Effect.flatMap(decodeQueuedRows))
 
     return {
       kind: "sqlite",

@@ -1,4 +1,4 @@
-import { Either, ParseResult, Schema } from "effect"
+import { Effect, Either, ParseResult, Schema } from "effect"
 import type { Allocation } from "../../AllocationRegistry.js"
 import * as Cursor from "../../Cursor.js"
 import {
@@ -7,6 +7,7 @@ import {
   DenyRule,
   type Diagnostic,
   LastTurn,
+  QueuedInput,
   RuntimeEvent,
   Severity,
   type TranscriptEntry,
@@ -16,6 +17,7 @@ import {
 } from "../../Domain.js"
 import { TurnId, WorkerId } from "../../Ids.js"
 import * as Profiles from "../../Profiles.js"
+import type { DiagnosticDraft } from "../../WorkerStore.js"
 
 /** Row shapes and codecs. Decoders never throw: a row that does not decode is reported, never trusted. */
 
@@ -336,3 +338,35 @@ export const decodeAllocation = (row: AllocationRow): Either.Either<Allocation, 
     }
     return allocation
   })
+
+/** The `input_queue` table's columns, in the order of `queueParams`. */
+export const QUEUE_COLUMNS = ["input_id", "worker_id", "seq", "text", "queued_at"] as const
+
+export const queueParams = (q: QueuedInput): ReadonlyArray<unknown> =>
+  [q.input_id, q.worker_id, q.seq, q.text, q.queued_at]
+
+const decodeQueued = Schema.decodeUnknownEither(QueuedInput)
+
+/** Queued inputs from their rows; a row that does not decode is logged and left out. `seq` may come as a string. */
+export const decodeQueuedRows = (
+  rows: ReadonlyArray<Record<string, unknown>>
+): Effect.Effect<ReadonlyArray<QueuedInput>> =>
+  Effect.map(
+    Effect.forEach(rows, (row) =>
+      Either.match(decodeQueued({ ...row, seq: Number(row.seq) }), {
+        onRight: (q) => Effect.succeed([q]),
+        onLeft: (e) => Effect.as(Effect.logWarning(`queued input ${String(row.input_id)} is corrupt: ${e.message}`), [])
+      })),
+    (lists) => lists.flat()
+  )
+
+/** The diagnostic recorded for a stored worker row that could not be read (the worker is skipped). */
+export const corruptWorkerRow = (row: { readonly worker_id?: unknown }, reason: string): DiagnosticDraft => {
+  const workerId = typeof row.worker_id === "string" ? row.worker_id : undefined
+  return {
+    severity: "error",
+    code: "corrupt_worker_row",
+    message: `the stored record of worker ${workerId ?? "(unreadable id)"} could not be read and was skipped: ${reason}`,
+    ...(workerId === undefined ? {} : { worker_id: workerId })
+  }
+}
