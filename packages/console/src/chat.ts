@@ -60,6 +60,8 @@ export const useChat = (runtimeId: string, workerId: string): Chat => {
   const entriesRef = useRef<Array<Entry>>([])
   const held = useRef<Array<Events.RuntimeEvent> | undefined>([])
   const generation = useRef(0)
+  // Turns whose end event arrived: an input's answer can come after its turn's events (the audit commits first).
+  const ended = useRef(new Set<string>())
   const path = { runtime_id: runtimeId, worker_id: workerId }
 
   const refreshWorker = useCallback(async () => {
@@ -108,6 +110,7 @@ export const useChat = (runtimeId: string, workerId: string): Chat => {
       default:
         if (endKinds.has(event.kind)) {
           setPending(undefined)
+          if (event.turn_id !== undefined) ended.current.add(event.turn_id)
           if (event.turn_id !== undefined) {
             const usage = (data.usage ?? {}) as Record<string, number>
             const turnId = event.turn_id
@@ -194,8 +197,13 @@ export const useChat = (runtimeId: string, workerId: string): Chat => {
     const sent = await call((c) => c.workers.input({ path, payload: { text } }))
     if (sent.ok) {
       const accepted = sent.value
+      // This console sends no busy policy, so its input always starts a turn (never queued). When the turn's end
+      // event came first, the answer's worker and a pending placeholder would both be stale.
+      if ("turn_id" in accepted && ended.current.has(accepted.turn_id)) {
+        void refreshWorker()
+        return true
+      }
       setWorker(accepted.worker)
-      // This console sends no busy policy, so its input always starts a turn (never queued).
       if ("turn_id" in accepted) setPending((p) => p ?? { turnId: accepted.turn_id, text: "", fromStart: true })
       return true
     }
